@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
     "gru4rec.cli.data",
+    "gru4rec.cli.course",
 )
 
 

@@ -1,0 +1,31 @@
+"""``gru4rec course``: execute the notebook course headlessly (the main job)."""
+
+from __future__ import annotations
+
+import argparse
+
+from gru4rec.course import NOTEBOOKS, run_course
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "course",
+        help="execute the notebooks 00-05 with papermill into an output folder",
+        description="Execute the notebook course headlessly; executed copies and HTML go to OUT/notebooks.",
+    )
+    parser.add_argument("--out", default="build", help="output folder (default: build)")
+    parser.add_argument("--smoke", action="store_true", help="small settings (tiny preset, one epoch)")
+    parser.add_argument("--only", nargs="+", choices=NOTEBOOKS, metavar="NOTEBOOK", help="run only these")
+    parser.add_argument("--no-html", action="store_true", help="skip the HTML export")
+    parser.add_argument("--cell-timeout", type=int, default=None, help="seconds allowed per cell")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    executed = run_course(
+        args.out, smoke=args.smoke, names=args.only or NOTEBOOKS, cell_timeout=args.cell_timeout, html=not args.no_html
+    )
+    print("\nnotebook                               seconds  output")
+    for item in executed:
+        print(f"{item.name:38s} {item.seconds:7.0f}  {item.html or item.output}")
+    return 0

@@ -1,0 +1,123 @@
+"""Run the notebook course headlessly with papermill (the main job and the notebook tests use this).
+
+Executed copies go to ``OUT/notebooks`` (with HTML exports), recorded results to ``OUT/results``; the sources in
+``notebooks/`` are never written. Each notebook's working directory is the ``notebooks/`` folder, as in JupyterLab.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+NOTEBOOKS: tuple[str, ...] = (
+    "01_data_preparation.ipynb",
+    "02_session_parallel_batching.ipynb",
+    "03_bp_vs_bptt_training.ipynb",
+    "04_evaluation.ipynb",
+    "05_gpu_npu_comparison.ipynb",
+    "00_playground.ipynb",
+)
+"""Execution order of the main job: the data notebook first (it generates the preset that the others reuse), the
+playground last (it compares against what the lessons measured). Every notebook also runs on its own."""
+
+SMOKE_PARAMETERS: dict[str, Any] = {"DATA_PRESET": "tiny", "N_EPOCHS": 1}
+"""Small settings shared by every notebook's smoke run (tests, ``gru4rec course --smoke``)."""
+
+NOTEBOOK_SMOKE_PARAMETERS: dict[str, dict[str, Any]] = {
+    "02_session_parallel_batching.ipynb": {"BATCH_SIZE": 8},
+    "03_bp_vs_bptt_training.ipynb": {"BPTT_STEPS": 4, "TIMING_STEPS": 64},
+    "04_evaluation.ipynb": {},
+    "05_gpu_npu_comparison.ipynb": {"N_STEPS": 300},
+    "00_playground.ipynb": {"INTERACTIVE": False},
+}
+"""Per-notebook small settings on top of :data:`SMOKE_PARAMETERS`."""
+
+
+def repository_root() -> Path:
+    """The checkout that holds ``notebooks/`` (the kit is installed editable from it)."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "notebooks").is_dir():
+        raise FileNotFoundError(f"{root / 'notebooks'}: the course needs a checkout of the kit with its notebooks")
+    return root
+
+
+def smoke_parameters(notebook: str) -> dict[str, Any]:
+    """The small parameters for ``notebook`` (shared ones plus its own)."""
+    return {**SMOKE_PARAMETERS, **NOTEBOOK_SMOKE_PARAMETERS.get(notebook, {})}
+
+
+@dataclass(frozen=True)
+class ExecutedNotebook:
+    name: str
+    output: Path
+    html: Optional[Path]
+    seconds: float
+
+
+def execute_notebook(
+    name: str,
+    out_dir: PathLike,
+    parameters: Optional[Mapping[str, Any]] = None,
+    cell_timeout: Optional[int] = None,
+    html: bool = True,
+) -> ExecutedNotebook:
+    """Execute ``notebooks/<name>`` with papermill into ``out_dir/notebooks`` (and export HTML)."""
+    import papermill
+
+    root = repository_root()
+    out_dir = Path(out_dir).resolve()
+    source = root / "notebooks" / name
+    output = out_dir / "notebooks" / name
+    output.parent.mkdir(parents=True, exist_ok=True)
+    params = {"OUTPUT_DIR": str(out_dir), **dict(parameters or {})}
+    started = time.perf_counter()
+    papermill.execute_notebook(
+        str(source),
+        str(output),
+        parameters=params,
+        cwd=str(root / "notebooks"),
+        kernel_name="python3",
+        execution_timeout=cell_timeout,
+        progress_bar=False,
+        log_output=False,
+    )
+    seconds = time.perf_counter() - started
+    html_path = export_html(output) if html else None
+    return ExecutedNotebook(name, output, html_path, seconds)
+
+
+def export_html(notebook_path: PathLike) -> Path:
+    """Export an executed notebook to a self-contained HTML file beside it."""
+    import nbconvert
+    import nbformat
+
+    notebook_path = Path(notebook_path)
+    body, _ = nbconvert.HTMLExporter().from_notebook_node(nbformat.read(notebook_path, as_version=4))
+    html_path = notebook_path.with_suffix(".html")
+    tmp = html_path.with_name(f".{html_path.name}.tmp-{os.getpid()}")
+    tmp.write_text(body, encoding="utf-8")
+    os.replace(tmp, html_path)
+    return html_path
+
+
+def run_course(
+    out_dir: PathLike,
+    smoke: bool = False,
+    names: Sequence[str] = NOTEBOOKS,
+    cell_timeout: Optional[int] = None,
+    html: bool = True,
+) -> list[ExecutedNotebook]:
+    """Execute the course in order; ``smoke`` uses the small test parameters instead of the real run."""
+    executed = []
+    for name in names:
+        parameters = smoke_parameters(name) if smoke else {}
+        print(f"[course] {name} ...", flush=True)
+        result = execute_notebook(name, out_dir, parameters, cell_timeout=cell_timeout, html=html)
+        print(f"[course] {name} done in {result.seconds:.0f} s -> {result.output}", flush=True)
+        executed.append(result)
+    return executed

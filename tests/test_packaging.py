@@ -1,0 +1,49 @@
+"""The install story: pyproject.toml and environment.yml agree, the console command exists, CI calls the README."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pyproject_requirements() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    return set(project["dependencies"]) | set(extras["cpu"]) | set(extras["notebooks"]) | set(extras["dev"])
+
+
+def environment_requirements() -> set[str]:
+    lines = (ROOT / "environment.yml").read_text().splitlines()
+    start = lines.index("  - pip:")
+    pip_lines = [line.strip() for line in lines[start + 1 :] if line.startswith("      - ")]
+    return {line[2:] for line in pip_lines if not line.startswith("- -e")}
+
+
+def test_environment_yml_matches_pyproject() -> None:
+    assert environment_requirements() == pyproject_requirements()
+
+
+def test_environment_yml_pins_python_311() -> None:
+    assert "  - python=3.11" in (ROOT / "environment.yml").read_text().splitlines()
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"^bash ci/\S+\.sh$", readme, flags=re.MULTILINE)
+    assert "bash ci/test.sh" in commands and "bash ci/run_all.sh" in commands
+    ci_lines = [line.strip() for line in (ROOT / ".ci/run").read_text().splitlines()]
+    assert "bash ci/test.sh" in ci_lines
+
+
+def test_module_entry_point_shows_help() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gru4rec", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert result.returncode == 0
+    assert "prepare" in result.stdout and "train" in result.stdout
