@@ -1,0 +1,122 @@
+"""Every notebook of the course: its shape (one parameters cell, no outputs) and a papermill smoke run whose recorded
+results are read back and checked against invariants that could fail."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from gru4rec.course import NOTEBOOKS, execute_notebook, smoke_parameters
+from gru4rec.notebook import read_results
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+CELL_TIMEOUT_S = 300
+
+
+def load(name: str) -> dict:
+    return json.loads((NOTEBOOK_DIR / name).read_text())
+
+
+def source(cell: dict) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_shape(name: str) -> None:
+    notebook = load(name)
+    cells = notebook["cells"]
+    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{name}: expected exactly one cell tagged 'parameters', found {len(tagged)}"
+    for statement in ast.parse(source(tagged[0])).body:
+        assert isinstance(statement, ast.Assign) and len(statement.targets) == 1, f"{name}: parameters: {statement}"
+        target = statement.targets[0]
+        assert isinstance(target, ast.Name) and target.id.isupper(), f"{name}: parameter names are UPPER_CASE"
+        ast.literal_eval(statement.value)  # a literal, so papermill can override it
+    for line in source(tagged[0]).splitlines():
+        if line.strip() and "=" in line.split("#")[0]:
+            assert "#" in line, f"{name}: every parameter has a comment: {line!r}"
+    assert "OUTPUT_DIR" in source(tagged[0]) and "DATA_PRESET" in source(tagged[0])
+    for cell in cells:
+        if cell["cell_type"] == "code":
+            assert not cell.get("outputs") and cell.get("execution_count") is None, f"{name}: committed with outputs"
+    markdown = "\n".join(source(c) for c in cells if c["cell_type"] == "markdown")
+    assert "Summary" in markdown and "Exercises" in markdown, f"{name}: needs Summary and Exercises sections"
+    assert "record_results" in source(cells[-1]), f"{name}: the last cell records the results"
+    assert notebook["metadata"]["kernelspec"]["name"] == "python3"
+
+
+def check_metrics(metrics: dict, label: str) -> None:
+    recall, mrr = metrics["recall@20"], metrics["mrr@20"]
+    assert 0.0 <= mrr <= recall <= 1.0, f"{label}: expected 0 <= MRR@20 <= Recall@20 <= 1, got {mrr}, {recall}"
+
+
+@pytest.fixture(scope="module")
+def out_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("course")
+
+
+def run(name: str, out_dir: Path) -> dict:
+    execute_notebook(name, out_dir, smoke_parameters(name), cell_timeout=CELL_TIMEOUT_S, html=False)
+    return read_results(out_dir, name)
+
+
+@pytest.mark.slow
+def test_01_data_preparation(out_dir: Path) -> None:
+    results = run("01_data_preparation.ipynb", out_dir)
+    events = [step["events"] for step in results["funnel"]]
+    assert events == sorted(events, reverse=True), "each filter can only remove events"
+    assert results["train_full"]["sessions"] > 0 and results["test"]["sessions"] > 0
+    assert results["test"]["items"] <= results["train_full"]["items"]
+
+
+@pytest.mark.slow
+def test_02_session_parallel_batching(out_dir: Path) -> None:
+    results = run("02_session_parallel_batching.ipynb", out_dir)
+    assert results["every_pair_once"] is True
+    assert results["n_pairs_in_batches"] == results["n_pairs_expected"] > 0
+
+
+@pytest.mark.slow
+def test_03_bp_vs_bptt_training(out_dir: Path) -> None:
+    results = run("03_bp_vs_bptt_training.ipynb", out_dir)
+    for mode in ("bp", "bptt"):
+        check_metrics(results[mode], mode)
+        assert results[mode]["events_per_s"] > 0
+        assert results[mode]["recall@20"] > results["pop"]["recall@20"], f"{mode} must beat POP"
+    assert results["device"]
+    assert results["loop_sinking"]["ms_per_step_chunked"] > 0
+
+
+@pytest.mark.slow
+def test_04_evaluation(out_dir: Path) -> None:
+    results = run("04_evaluation.ipynb", out_dir)
+    metrics = results["metrics"]
+    for label in ("gru4rec", "pop", "spop", "itemknn", "markov", "ceiling"):
+        check_metrics(metrics[label], label)
+    assert metrics["gru4rec"]["recall@20"] > metrics["pop"]["recall@20"]
+    assert metrics["ceiling"]["recall@20"] >= metrics["pop"]["recall@20"]
+    assert results["optimistic_recall@20"] >= results["honest_recall@20"]
+
+
+@pytest.mark.slow
+def test_05_gpu_npu_comparison(out_dir: Path) -> None:
+    results = run("05_gpu_npu_comparison.ipynb", out_dir)
+    expected_steps = [1] + list(range(1000, 30001, 1000))
+    for device in ("v100", "ascend910"):
+        assert results["published"][device]["steps"] == expected_steps
+    assert results["measured"]["n_rows"] >= 2
+    assert results["measured"]["device"]
+
+
+@pytest.mark.slow
+def test_00_playground(out_dir: Path) -> None:
+    results = run("00_playground.ipynb", out_dir)
+    assert len(results["runs"]) >= 1
+    run_metrics = results["runs"][-1]
+    check_metrics(run_metrics, "playground run")
+    assert run_metrics["recall@20"] > results["baselines"]["pop"]["recall@20"]
+    assert len(run_metrics["losses"]) >= 1
