@@ -110,7 +110,9 @@ def parse_log(lines: Union[str, Iterable[str]], source: str = "<log>") -> pd.Dat
     if pending is not None:
         rows.append(pending + [math.nan])
     frame = pd.DataFrame(rows, columns=list(LOG_COLUMNS))
-    frame = frame.astype({"epoch": "int64", "step": "int64", "lr": "float64", "loss": "float64", "step_time": "float64"})
+    frame = frame.astype(
+        {"epoch": "int64", "step": "int64", "lr": "float64", "loss": "float64", "step_time": "float64"}
+    )
     if devices:
         frame.attrs["device"] = ", ".join(sorted(devices))
     return frame

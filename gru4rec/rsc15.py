@@ -233,7 +233,10 @@ def split(clicks: pd.DataFrame, min_item_support: int = MIN_ITEM_SUPPORT) -> Rsc
     if missing:
         raise ValueError(f"rsc15.split: the frame lacks column(s) {missing}")
     parts, stats = split_arrays(
-        clicks[SESSION_KEY].to_numpy(), clicks[ITEM_KEY].to_numpy(), clicks[TIME_KEY].to_numpy(), min_item_support
+        clicks[SESSION_KEY].to_numpy(),
+        clicks[ITEM_KEY].to_numpy(),
+        clicks[TIME_KEY].to_numpy(),
+        min_item_support,
     )
     return Rsc15Splits(**{name: part.frame() for name, part in parts.items()}, stats=stats)
 
@@ -253,8 +256,8 @@ def prepare(
 ) -> dict:
     """Read a yoochoose clicks file, apply the RSC15 rules, write the four TSV files and ``rsc15_stats.json``.
 
-    Returns the stats dict (also written, except ``seconds``: the time of each phase). ``progress`` receives one-line messages
-    for the long steps. ``extra_stats`` are merged into the JSON (e.g. the generator's parameters).
+    Returns the stats dict (also written, except ``seconds``: the time of each phase). ``progress`` receives
+    one-line messages for the long steps. ``extra_stats`` are merged into the JSON (e.g. the generator's parameters).
     """
     say = progress or (lambda message: None)
     out_dir = os.fspath(out_dir)

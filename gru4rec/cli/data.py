@@ -81,7 +81,7 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 
 def _print_summary(stats: dict, out_dir: str) -> None:
-    for name, entry in stats["files"].items():
+    for entry in stats["files"].values():
         _say(
             f"  {entry['file']:<24} {entry['events']:>10,} events {entry['sessions']:>9,} sessions "
             f"{entry['items']:>7,} items  (mean length {entry['mean_session_length']:.2f})"
