@@ -1,0 +1,340 @@
+"""Hyperparameters of GRU4Rec under the official names, with the seed's aliases, presets and validation.
+
+Names follow the official implementations (Hidasi's Theano ``gru4rec.py`` and its TensorFlow/PyTorch
+re-implementations): ``layers``, ``loss``, ``final_act``, ``batch_size``, ``n_sample``, ``sample_alpha``, ``bpreg``,
+``logq``, ``elu_param``, ``embedding``, ``constrained_embedding``, ``dropout_p_embed``, ``dropout_p_hidden``,
+``learning_rate``, ``momentum``, ``n_epochs`` ... The defaults of :class:`Config` are those of the official
+``GRU4Rec`` class (TF/PyTorch re-implementations); two presets give complete settings:
+
+- ``official``: ``paramfiles/rsc15_xe_shared_100_best.py`` of the official repositories (RSC15's best setting);
+- ``seed``: the defaults of the Ascend ModelZoo port's ``main.py`` (Songweiping/GRU4Rec_TensorFlow), which the kit
+  started from.
+
+Dropout values are always probabilities of DROPPING a unit. The seed passed its ``--dropout`` to TensorFlow's
+``DropoutWrapper`` as ``output_keep_prob``, i.e. as a keep probability; at its default 0.5 the two readings coincide.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+LOSSES = ("cross-entropy", "bpr", "top1", "bpr-max", "top1-max")
+OPTIMIZERS = ("adagrad", "adam")
+HIDDEN_ACTS = ("tanh", "relu")
+PLAIN_FINAL_ACTS = ("softmax", "linear", "relu", "tanh")
+PARAM_FINAL_ACTS = ("elu-<X>", "leaky-<X>")
+FINAL_ACT_HELP = "softmax, linear, relu, tanh, elu-<X>, leaky-<X> (X a number >= 0)"
+
+# Seed (main.py) flag names -> what they mean here. ``size``/``layer`` together build ``layers``.
+SEED_ALIASES = {
+    "size": "layers (the size of every layer)",
+    "rnn_size": "layers (the size of every layer)",
+    "layer": "layers (the number of layers)",
+    "epoch": "n_epochs",
+    "lr": "learning_rate",
+    "dropout": "dropout_p_hidden (read as a drop probability)",
+    "batch": "batch_size",
+}
+_SIMPLE_ALIASES = {"epoch": "n_epochs", "lr": "learning_rate", "dropout": "dropout_p_hidden", "batch": "batch_size"}
+
+
+def _parse_final_act(value: str) -> tuple[str, float]:
+    """``'elu-0.5'`` -> ``('elu', 0.5)``; plain names -> ``(name, 0.0)``. Raises ValueError otherwise."""
+    if value in PLAIN_FINAL_ACTS:
+        return value, 0.0
+    match = re.fullmatch(r"(elu|leaky)-([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)", value)
+    if not match:
+        raise ValueError(f"final_act: unknown value {value!r}; allowed values: {FINAL_ACT_HELP}")
+    return match.group(1), float(match.group(2))
+
+
+@dataclass(frozen=True)
+class Config:
+    """All settings of one training run (immutable; use :meth:`with_overrides` for a changed copy)."""
+
+    # model
+    layers: tuple = (100,)
+    hidden_act: str = "tanh"
+    embedding: int = 0
+    constrained_embedding: bool = True
+    dropout_p_embed: float = 0.0
+    dropout_p_hidden: float = 0.0
+    sigma: float = 0.0
+    init_as_normal: bool = False
+    # loss and negatives
+    loss: str = "cross-entropy"
+    final_act: Optional[str] = None
+    elu_param: float = 0.5
+    bpreg: float = 1.0
+    logq: float = 0.0
+    n_sample: int = 2048
+    sample_alpha: float = 0.5
+    sample_store_size: int = 10_000_000
+    # optimisation
+    batch_size: int = 64
+    optimizer: str = "adagrad"
+    learning_rate: float = 0.05
+    momentum: float = 0.0
+    decay: float = 1.0
+    decay_steps: int = 10_000
+    lr_floor: float = 1e-5
+    grad_cap: float = 0.0
+    n_epochs: int = 10
+    bptt_steps: int = 1
+    chunk_steps: int = 128
+    shuffle: bool = False
+    seed: int = 42
+    log_every: int = 1000
+    # where and how it runs (used by gru4rec.devices / distribute / precision)
+    device: str = "auto"
+    distribute: str = "none"
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        layers = self.layers
+        if isinstance(layers, str):
+            layers = tuple(int(part) for part in layers.replace(",", "/").split("/") if part.strip())
+        elif isinstance(layers, int):
+            layers = (layers,)
+        object.__setattr__(self, "layers", tuple(int(n) for n in layers))
+        self.validate()
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        """Raise ValueError naming the first hyperparameter whose value is not allowed, and the allowed values."""
+
+        def check(name: str, ok: bool, allowed: str) -> None:
+            if not ok:
+                raise ValueError(f"{name}: invalid value {getattr(self, name)!r}; allowed: {allowed}")
+
+        def is_int(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        def is_num(value: Any) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+        check(
+            "layers", len(self.layers) >= 1 and all(n >= 1 for n in self.layers), "sizes >= 1, e.g. 100 or 100/100"
+        )
+        check("loss", self.loss in LOSSES, ", ".join(LOSSES))
+        check("hidden_act", self.hidden_act in HIDDEN_ACTS, ", ".join(HIDDEN_ACTS))
+        if self.final_act is not None:
+            if not isinstance(self.final_act, str):
+                raise ValueError(f"final_act: invalid value {self.final_act!r}; allowed: {FINAL_ACT_HELP}")
+            kind, _ = _parse_final_act(self.final_act)
+            if kind == "softmax" and self.loss != "cross-entropy":
+                raise ValueError(
+                    f"final_act: 'softmax' goes with loss 'cross-entropy' only; with loss {self.loss!r} allowed: "
+                    "linear, relu, tanh, elu-<X>, leaky-<X>"
+                )
+        for name in ("batch_size", "decay_steps", "n_epochs", "bptt_steps", "chunk_steps", "log_every"):
+            check(name, is_int(getattr(self, name)) and getattr(self, name) >= 1, "an integer >= 1")
+        for name in ("n_sample", "embedding", "sample_store_size", "seed"):
+            check(name, is_int(getattr(self, name)) and getattr(self, name) >= 0, "an integer >= 0")
+        for name in ("bpreg", "elu_param", "grad_cap", "sigma", "lr_floor"):
+            check(name, is_num(getattr(self, name)) and getattr(self, name) >= 0, "a number >= 0")
+        check("sample_alpha", is_num(self.sample_alpha) and 0 <= self.sample_alpha <= 1, "a number in [0, 1]")
+        check("logq", is_num(self.logq) and 0 <= self.logq <= 1, "a number in [0, 1]")
+        for name in ("dropout_p_embed", "dropout_p_hidden"):
+            check(name, is_num(getattr(self, name)) and 0 <= getattr(self, name) < 1, "a drop probability in [0, 1)")
+        check("learning_rate", is_num(self.learning_rate) and self.learning_rate > 0, "a number > 0")
+        check("momentum", is_num(self.momentum) and 0 <= self.momentum < 1, "a number in [0, 1)")
+        check("decay", is_num(self.decay) and 0 < self.decay <= 1, "a number in (0, 1] (1 = no decay)")
+        check("optimizer", self.optimizer in OPTIMIZERS, ", ".join(OPTIMIZERS))
+        for name in ("constrained_embedding", "init_as_normal", "shuffle"):
+            check(name, isinstance(getattr(self, name), bool), "true or false")
+        for name in ("device", "distribute", "precision"):
+            check(name, isinstance(getattr(self, name), str) and getattr(self, name) != "", "a non-empty string")
+        if self.optimizer == "adam" and self.momentum > 0:
+            raise ValueError("momentum: applies to optimizer 'adagrad' only (Adam has its own moments); use momentum=0")
+        if self.constrained_embedding and self.embedding > 0:
+            raise ValueError(
+                "embedding: must be 0 when constrained_embedding is true (the shared embedding is the output "
+                "weight matrix); allowed: embedding=0, or constrained_embedding=false with embedding >= 0"
+            )
+        if self.n_sample == 0 and self.batch_size < 2:
+            raise ValueError(
+                "batch_size: with n_sample=0 the negatives are the other targets of the mini-batch, so batch_size "
+                "must be >= 2; allowed: batch_size >= 2, or n_sample >= 1"
+            )
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def final_activation(self) -> str:
+        """``final_act``, or the loss's default when it is None (softmax for cross-entropy, ELU(elu_param) for
+        bpr-max as in the official code, linear otherwise)."""
+        if self.final_act is not None:
+            return self.final_act
+        if self.loss == "cross-entropy":
+            return "softmax"
+        if self.loss == "bpr-max" and self.elu_param > 0:
+            return f"elu-{self.elu_param:g}"
+        return "linear"
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    # ------------------------------------------------------------------ construction helpers
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["layers"] = list(self.layers)
+        return out
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> Config:
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], base: Optional[Config] = None) -> Config:
+        """A Config from ``values`` (official names or seed aliases) on top of ``base`` (default: ``Config()``).
+
+        Unknown names raise ValueError listing the known ones. String values (from a command line or a param file)
+        are converted to the field's type; ``layers`` also accepts the official ``"100/100"`` form.
+        """
+        base = base or cls()
+        merged = base.to_dict()
+        merged.update(_resolve(dict(values), tuple(base.layers)))
+        return cls(**{name: _coerce(name, value) for name, value in merged.items()})
+
+    def with_overrides(self, **overrides: Any) -> Config:
+        """A new Config with ``overrides`` applied (official names or seed aliases)."""
+        return type(self).from_dict(overrides, base=self)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> Config:
+        if name not in PRESETS:
+            raise ValueError(f"preset: unknown value {name!r}; allowed: {', '.join(PRESETS)}")
+        return cls.from_dict({**PRESETS[name], **overrides})
+
+
+FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Config))
+_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Config)}
+
+PRESETS: dict[str, dict] = {
+    # paramfiles/rsc15_xe_shared_100_best.py (identical in the Theano, TF and PyTorch official repositories);
+    # Adagrad is the official code's optimizer, momentum there is the one in the param file.
+    "official": dict(
+        loss="cross-entropy",
+        constrained_embedding=True,
+        embedding=0,
+        final_act="softmax",
+        layers=(100,),
+        n_epochs=10,
+        batch_size=32,
+        dropout_p_embed=0.0,
+        dropout_p_hidden=0.4,
+        learning_rate=0.2,
+        momentum=0.2,
+        n_sample=2048,
+        sample_alpha=0.5,
+        bpreg=0.0,
+        logq=1.0,
+        optimizer="adagrad",
+    ),
+    # Ascend ModelZoo GRU4Rec_for_TensorFlow, gru4rec_BP/main.py defaults (from Songweiping/GRU4Rec_TensorFlow):
+    # 1 x GRU(100), batch 50, Adam 0.001 decayed x0.96 every 1e4 steps (staircase, floor 1e-5), cross-entropy over
+    # a softmax of the in-batch targets, a separate input embedding of the layer size, dropout 0.5, 3 epochs.
+    "seed": dict(
+        layers=(100,),
+        batch_size=50,
+        optimizer="adam",
+        learning_rate=0.001,
+        momentum=0.0,
+        decay=0.96,
+        decay_steps=10_000,
+        lr_floor=1e-5,
+        loss="cross-entropy",
+        final_act="softmax",
+        hidden_act="tanh",
+        n_sample=0,
+        logq=0.0,
+        embedding=100,
+        constrained_embedding=False,
+        dropout_p_embed=0.0,
+        dropout_p_hidden=0.5,
+        n_epochs=3,
+        sigma=0.0,
+        init_as_normal=False,
+        grad_cap=0.0,
+        log_every=1000,
+    ),
+}
+
+
+def _resolve(values: dict, current_layers: tuple) -> dict:
+    """Map seed aliases onto official names; reject unknown names."""
+    out: dict = {}
+    size = values.pop("size", values.pop("rnn_size", None))
+    n_layers = values.pop("layer", None)
+    for name, value in values.items():
+        target = _SIMPLE_ALIASES.get(name, name)
+        if target not in FIELD_NAMES:
+            known = ", ".join(FIELD_NAMES)
+            aliases = ", ".join(SEED_ALIASES)
+            raise ValueError(f"unknown hyperparameter {name!r}; known names: {known}; seed aliases: {aliases}")
+        if target in out and name != target:
+            raise ValueError(f"{name!r} and {target!r} both given; use one of them")
+        out[target] = value
+    if size is not None or n_layers is not None:
+        base = tuple(out.get("layers", current_layers))
+        if isinstance(base, str):
+            base = tuple(int(p) for p in base.split("/"))
+        size_value = int(size) if size is not None else int(base[0])
+        count = int(n_layers) if n_layers is not None else len(base)
+        if count < 1 or size_value < 1:
+            raise ValueError(f"layer/size: need layer >= 1 and size >= 1, got layer={count}, size={size_value}")
+        out["layers"] = (size_value,) * count
+    return out
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Convert strings (CLI, param files, JSON) to the type of field ``name``; other values pass through."""
+    kind = _FIELD_TYPES[name]
+    if name == "layers":
+        if isinstance(value, str):
+            try:
+                return tuple(int(part) for part in value.replace(",", "/").split("/") if part.strip())
+            except ValueError:
+                raise ValueError(
+                    f"layers: invalid value {value!r}; allowed: sizes separated by '/', e.g. 100/100"
+                ) from None
+        if isinstance(value, (list, tuple)):
+            return tuple(value)
+        return value
+    if name == "final_act":
+        if value is None or (isinstance(value, str) and value.lower() in ("", "none", "default")):
+            return None
+        return value
+    if not isinstance(value, str):
+        if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if kind == "int" and isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+    text = value.strip()
+    try:
+        if kind == "bool":
+            if text.lower() in ("true", "1", "yes"):
+                return True
+            if text.lower() in ("false", "0", "no"):
+                return False
+            raise ValueError
+        if kind == "int":
+            number = float(text)
+            if not number.is_integer():
+                raise ValueError
+            return int(number)
+        if kind == "float":
+            return float(text)
+    except ValueError:
+        raise ValueError(f"{name}: invalid value {value!r}; expected {kind}") from None
+    return text

@@ -1,0 +1,107 @@
+"""Final activations and the GRU4Rec losses on a mini-batch score matrix.
+
+Layout (as in the official code): ``scores`` is ``(B, M)`` with ``M = B + n_sample``. Column ``j < B`` is the target
+of lane ``j`` (so the positives sit on the diagonal and the other lanes' targets are the in-batch negatives); the
+last ``n_sample`` columns are the extra negatives shared by the mini-batch. ``valid`` (B,) marks real lanes: an
+invalid lane's row adds nothing to the loss and its column is neither a positive nor a negative (the official code
+drops such lanes from the batch instead).
+
+Per-row losses (Hidasi & Karatzoglou, CIKM 2018, section 3, and the official Theano ``gru4rec.py``), with ``r_i`` the
+target's score, ``r_j`` the scores of row ``i`` and ``N`` the number of valid columns:
+
+- ``cross-entropy``: ``-log softmax(r)_i`` (computed as logsumexp - r_i; the official adds 1e-24 inside the log);
+- ``bpr``: ``sum_j -log sigmoid(r_i - r_j)`` over all valid columns, the positive included (a constant log 2), as in
+  the official code;
+- ``top1``: ``(sum_j [sigmoid(r_j - r_i) + sigmoid(r_j^2)] - sigmoid(r_i^2)) / N`` (official: mean over the columns,
+  the positive's regulariser removed);
+- ``bpr-max``: ``-log(sum_j s_j sigmoid(r_i - r_j) + 1e-24) + bpreg * sum_j s_j r_j^2`` with ``s`` the softmax over
+  the negatives only (the positive excluded, the official ``softmax_neg``);
+- ``top1-max``: ``sum_j s_j (sigmoid(r_j - r_i) + sigmoid(r_j^2))``.
+
+logQ correction (official ``logq``): before the final activation, ``logq * log Q(j)`` is subtracted from every column,
+with ``Q`` the support (event count) of the item for in-batch columns (they are drawn by popularity through the data)
+and the support to the power ``sample_alpha`` for the extra samples, unnormalised, exactly as the official code.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import tensorflow as tf
+
+from gru4rec.config import _parse_final_act
+
+
+def final_activation(scores: tf.Tensor, name: str) -> tf.Tensor:
+    """Pointwise final activation. ``softmax`` and ``linear`` leave the scores as they are (the cross-entropy loss
+    applies the softmax itself); ``tanh`` under cross-entropy is the seed's softmax-over-tanh."""
+    kind, param = _parse_final_act(name)
+    if kind in ("softmax", "linear"):
+        return scores
+    if kind == "relu":
+        return tf.nn.relu(scores)
+    if kind == "tanh":
+        return tf.tanh(scores)
+    if kind == "elu":
+        return tf.where(scores >= 0, scores, param * (tf.exp(tf.minimum(scores, 0.0)) - 1.0))
+    if kind == "leaky":
+        return tf.where(scores >= 0, scores, param * scores)
+    raise ValueError(f"final_act: unknown value {name!r}")
+
+
+def _softmax_over(scores: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Row softmax restricted to ``mask`` (float 0/1); rows without any masked-in entry give zeros."""
+    lowest = tf.reduce_min(scores)
+    top = tf.stop_gradient(tf.reduce_max(tf.where(mask > 0, scores, lowest), axis=1, keepdims=True))
+    e = tf.exp(tf.where(mask > 0, scores - top, tf.zeros_like(scores))) * mask
+    return e / tf.maximum(tf.reduce_sum(e, axis=1, keepdims=True), 1e-30)
+
+
+def row_losses(
+    scores: tf.Tensor,
+    valid: tf.Tensor,
+    loss: str,
+    final_act: str,
+    bpreg: float = 0.0,
+    logq_adjust: Optional[tf.Tensor] = None,
+) -> tf.Tensor:
+    """Loss of every lane ``(B,)`` (zero for invalid lanes) from raw ``scores (B, B + n_sample)``.
+
+    ``logq_adjust (M,)``: ``logq * log Q(j)`` per column, or None.
+    """
+    batch = scores.shape[0] if scores.shape[0] is not None else tf.shape(scores)[0]
+    n_cols = scores.shape[1] if scores.shape[1] is not None else tf.shape(scores)[1]
+    row_mask = tf.cast(valid, scores.dtype)
+    if logq_adjust is not None:
+        scores = scores - logq_adjust[tf.newaxis, :]
+    scores = final_activation(scores, final_act)
+    if loss == "cross-entropy":
+        # Fused softmax + cross-entropy (its gradient comes with the forward pass); masked columns get -1e9.
+        col_bias = tf.concat([(row_mask - 1.0) * 1e9, tf.zeros([n_cols - batch], scores.dtype)], axis=0)
+        rows = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.range(batch), logits=scores + col_bias[tf.newaxis, :]
+        )
+        return rows * row_mask
+    col_mask = tf.concat([row_mask, tf.ones([n_cols - batch], scores.dtype)], axis=0)  # (M,)
+    target = tf.linalg.diag_part(scores[:, :batch])[:, tf.newaxis]  # (B, 1)
+    if loss == "bpr":
+        rows = tf.reduce_sum(tf.nn.softplus(scores - target) * col_mask, axis=1)
+    elif loss == "top1":
+        n_valid_cols = tf.reduce_sum(col_mask)
+        terms = (tf.sigmoid(scores - target) + tf.sigmoid(tf.square(scores))) * col_mask
+        rows = (tf.reduce_sum(terms, axis=1) - tf.sigmoid(tf.square(target[:, 0]))) / n_valid_cols
+    elif loss in ("bpr-max", "top1-max"):
+        not_self = 1.0 - tf.eye(batch, n_cols, dtype=scores.dtype)
+        neg_mask = col_mask[tf.newaxis, :] * not_self
+        weights = _softmax_over(scores, neg_mask)
+        has_neg = tf.cast(tf.reduce_sum(neg_mask, axis=1) > 0, scores.dtype)
+        if loss == "bpr-max":
+            rows = -tf.math.log(tf.reduce_sum(tf.sigmoid(target - scores) * weights, axis=1) + 1e-24)
+            if bpreg:
+                rows = rows + bpreg * tf.reduce_sum(tf.square(scores) * weights, axis=1)
+        else:
+            rows = tf.reduce_sum(weights * (tf.sigmoid(scores - target) + tf.sigmoid(tf.square(scores))), axis=1)
+        rows = rows * has_neg
+    else:
+        raise ValueError(f"loss: unknown value {loss!r}")
+    return rows * row_mask

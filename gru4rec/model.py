@@ -1,0 +1,178 @@
+"""The GRU4Rec network: embedding modes, a hand-written GRU stack, dropout and item scores.
+
+The GRU follows the official implementations (Theano ``gru4rec.py`` and its TF re-implementation): per layer an
+input matrix ``Wx`` (in, 3H) with the blocks [candidate | reset | update], a recurrent matrix ``Wrz`` (H, 2H) for the
+reset and update gates, ``Wh`` (H, H) for the candidate and one bias ``b`` (3H,). The reset gate is applied to the
+state before the recurrent product ("reset before", Keras ``reset_after=False``) and the update gate ``z`` weighs the
+new candidate:
+
+    r, z = sigmoid(x Wx[r, z] + b[r, z] + h Wrz)
+    c    = act(x Wx[c] + b[c] + (r * h) Wh)
+    h'   = (1 - z) * h + z * c
+
+(Keras' ``GRUCell`` writes ``h' = z h + (1 - z) c``: its update gate is our ``1 - z``.) Dropout on a layer's output,
+with the probability of dropping, is applied before the output becomes the carried state, as in the official code.
+
+Embedding modes (as in the official code):
+
+- ``none`` (``embedding=0``, ``constrained_embedding=False``): the one-hot input times the first layer's ``Wx`` is a
+  row lookup of that (n_items, 3H) matrix, which is therefore updated sparsely like an embedding;
+- ``separate`` (``embedding=N``): an input embedding ``E`` (n_items, N);
+- ``shared`` (``constrained_embedding=True``): the input of the first layer is the item's row of the output weights
+  ``Wy`` (so the first layer's input size is the last layer's size).
+
+Scores are ``hidden @ Wy[items].T + By[items]`` (raw: the loss applies the final activation).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from gru4rec.config import Config
+
+
+def init_matrix(rng: np.random.Generator, shape: tuple, config: Config) -> np.ndarray:
+    """Official initialisation: uniform in ±sqrt(6 / (fan_in + fan_out)), or ±sigma / N(0, sigma) when set."""
+    sigma = config.sigma if config.sigma != 0 else np.sqrt(6.0 / (shape[0] + shape[1]))
+    if config.init_as_normal:
+        return (rng.standard_normal(shape) * sigma).astype(np.float32)
+    return (rng.random(shape) * 2 * sigma - sigma).astype(np.float32)
+
+
+def _dropout(x: tf.Tensor, rate: float, seed: tf.Tensor) -> tf.Tensor:
+    """Inverted dropout with a stateless RNG: drop with probability ``rate``, scale the kept units by 1/(1-rate)."""
+    keep = tf.random.stateless_uniform(tf.shape(x), seed=seed, dtype=x.dtype) >= rate
+    return x * tf.cast(keep, x.dtype) * (1.0 / (1.0 - rate))
+
+
+class GRULayer(tf.Module):
+    """One GRU layer's weights (see the module docstring for the equations)."""
+
+    def __init__(self, n_in: int, units: int, rng: np.random.Generator, config: Config, name: str):
+        super().__init__(name=name)
+        self.units = units
+        # Each gate block initialised on its own (in, H) shape, as the official "compatibility mode".
+        wx = np.hstack([init_matrix(rng, (n_in, units), config) for _ in range(3)])
+        wrz = np.hstack([init_matrix(rng, (units, units), config) for _ in range(2)])
+        wh = init_matrix(rng, (units, units), config)
+        self.Wx = tf.Variable(wx, name="Wx")
+        self.Wrz = tf.Variable(wrz, name="Wrz")
+        self.Wh = tf.Variable(wh, name="Wh")
+        self.b = tf.Variable(np.zeros(3 * units, np.float32), name="b")
+
+    def cell(self, vx: tf.Tensor, h: tf.Tensor, activation) -> tf.Tensor:
+        """One step given ``vx = x @ Wx + b`` (batch, 3H) and the state ``h`` (batch, H)."""
+        units = self.units
+        vx_c, vx_rz = tf.split(vx, [units, 2 * units], axis=1)
+        rz = tf.sigmoid(vx_rz + tf.matmul(h, self.Wrz))
+        r, z = tf.split(rz, 2, axis=1)
+        candidate = activation(tf.matmul(h * r, self.Wh) + vx_c)
+        return h + z * (candidate - h)
+
+
+class GRU4RecModel(tf.Module):
+    """GRU4Rec for ``n_items`` items with the architecture of ``config`` (a :class:`gru4rec.config.Config`)."""
+
+    def __init__(self, n_items: int, config: Config, name: str = "gru4rec"):
+        super().__init__(name=name)
+        if n_items < 1:
+            raise ValueError(f"n_items must be >= 1, got {n_items}")
+        self.n_items = int(n_items)
+        self.config = config
+        self.layer_sizes = tuple(config.layers)
+        if config.constrained_embedding:
+            self.embedding_mode = "shared"
+        elif config.embedding > 0:
+            self.embedding_mode = "separate"
+        else:
+            self.embedding_mode = "none"
+        self._activation = tf.tanh if config.hidden_act == "tanh" else tf.nn.relu
+        rng = np.random.default_rng(config.seed)
+        with self.name_scope:
+            if self.embedding_mode == "separate":
+                self.E = tf.Variable(init_matrix(rng, (self.n_items, config.embedding), config), name="E")
+                n_in = config.embedding
+            elif self.embedding_mode == "shared":
+                n_in = self.layer_sizes[-1]
+            else:
+                n_in = self.n_items
+            self.gru_layers = []
+            for i, units in enumerate(self.layer_sizes):
+                self.gru_layers.append(GRULayer(n_in, units, rng, config, name=f"gru_{i}"))
+                n_in = units
+            self.Wy = tf.Variable(init_matrix(rng, (self.n_items, self.layer_sizes[-1]), config), name="Wy")
+            self.By = tf.Variable(np.zeros(self.n_items, np.float32), name="By")
+
+    # ------------------------------------------------------------------ pieces the trainer uses
+    @property
+    def input_table(self) -> tf.Variable:
+        """The (n_items, d) matrix whose rows are the first layer's input: ``Wy``, ``E`` or the first ``Wx``."""
+        if self.embedding_mode == "shared":
+            return self.Wy
+        if self.embedding_mode == "separate":
+            return self.E
+        return self.gru_layers[0].Wx
+
+    @property
+    def sparse_variables(self) -> list:
+        """Variables indexed by item (updated row-wise): output weights, output bias, input table."""
+        out = [self.Wy, self.By]
+        if self.embedding_mode != "shared":
+            out.append(self.input_table)
+        return out
+
+    @property
+    def dense_variables(self) -> list:
+        sparse_ids = {id(v) for v in self.sparse_variables}
+        out = []
+        for layer in self.gru_layers:
+            for var in (layer.Wx, layer.Wrz, layer.Wh, layer.b):
+                if id(var) not in sparse_ids:
+                    out.append(var)
+        return out
+
+    def initial_state(self, batch_size: int) -> list:
+        return [tf.zeros((batch_size, units), tf.float32) for units in self.layer_sizes]
+
+    def stack(
+        self, x_rows: tf.Tensor, state: Sequence[tf.Tensor], training: bool = False, seed: Optional[tf.Tensor] = None
+    ) -> tuple:
+        """Run the GRU stack on input rows (rows of :attr:`input_table` for the batch's items).
+
+        ``seed``: a (2,) int tensor for the stateless dropout masks (training only); layer ``i`` uses
+        ``seed + [0, i+1]`` and the embedding ``seed``. Returns ``(hidden of the last layer, new_state)``.
+        """
+        cfg = self.config
+        use_dropout = training and seed is not None
+        x = x_rows
+        if use_dropout and cfg.dropout_p_embed > 0 and self.embedding_mode != "none":
+            x = _dropout(x, cfg.dropout_p_embed, seed)
+        new_state = []
+        for i, layer in enumerate(self.gru_layers):
+            if i == 0 and self.embedding_mode == "none":
+                vx = x + layer.b
+            else:
+                vx = tf.matmul(x, layer.Wx) + layer.b
+            h = layer.cell(vx, state[i], self._activation)
+            if use_dropout and cfg.dropout_p_hidden > 0:
+                h = _dropout(h, cfg.dropout_p_hidden, seed + tf.constant([0, i + 1], seed.dtype))
+            new_state.append(h)
+            x = h
+        return x, new_state
+
+    # ------------------------------------------------------------------ the public contract
+    def step(self, items: tf.Tensor, state: Sequence[tf.Tensor], training: bool = False, seed=None) -> tuple:
+        """One step for a batch of item indices ``(batch,)``: ``(hidden (batch, H_last), new_state)``."""
+        rows = tf.gather(self.input_table, items)
+        return self.stack(rows, state, training=training, seed=seed)
+
+    def score_items(self, hidden: tf.Tensor, item_idx: tf.Tensor) -> tf.Tensor:
+        """Raw scores ``(batch, m)`` of the items ``item_idx (m,)``."""
+        return tf.matmul(hidden, tf.gather(self.Wy, item_idx), transpose_b=True) + tf.gather(self.By, item_idx)
+
+    def score_all(self, hidden: tf.Tensor) -> tf.Tensor:
+        """Raw scores ``(batch, n_items)`` of every item."""
+        return tf.matmul(hidden, self.Wy, transpose_b=True) + self.By

@@ -1,0 +1,558 @@
+"""Training: BP and truncated BPTT over session-parallel mini-batches, many steps per ``tf.function`` call.
+
+Both methods share one in-graph loop. A chunk of ``chunk_steps`` mini-batch steps goes to the device as
+``(chunk, batch)`` tensors (inputs, targets, resets, valid) plus the chunk's negative samples; a ``tf.range`` loop
+inside ONE ``tf.function`` call runs them, carrying the hidden state. Shapes are static (the last chunk of an epoch
+is padded with steps whose lanes are all invalid, and the loop stops before them), so the function is traced once.
+The seed ran one ``sess.run`` per step, which left its V100 and Ascend 910 waiting on the host ("host bound").
+
+- BP (``bptt_steps=1``, the paper's method): one update per step; the state is carried to the next step without a
+  gradient.
+- Truncated BPTT (``bptt_steps=k``): one update per window of ``k`` steps with gradients through the whole window;
+  lanes whose session starts inside the window have their state zeroed there (a real GRU on session-parallel lanes;
+  the seed's "BPTT" folder trained an LSTM on padded, shuffled sequences). The window's loss is the mean of its
+  steps' losses; the state enters the next window without a gradient. Each step keeps its own negative samples.
+
+A step's loss for the update is the sum over its valid lanes divided by ``batch_size`` (official). The logged loss is
+the mean over valid lanes, and the log shows the running mean of the epoch's step losses (like the seed's log).
+
+Lanes without a session (the epoch's tail) are masked; their input and target indices are replaced by those of a
+valid lane of the same step, so they touch no extra rows of the item matrices and the sparse updates equal the
+official code's (which shrinks the batch). With ``n_sample=0`` the epoch stops where fewer than two lanes are left
+(no negatives remain), as the official code does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from gru4rec.batching import epoch_batches
+from gru4rec.config import Config
+from gru4rec.losses import row_losses
+from gru4rec.model import GRU4RecModel
+from gru4rec.optim import RowGrad, make_optimizer
+from gru4rec.sampling import NegativeSampler
+from gru4rec.session_data import SessionData
+
+
+class TrainingError(RuntimeError):
+    """Training stopped (a NaN loss); the message says where and which checkpoint is the last good one."""
+
+
+# ----------------------------------------------------------------------------------------------- epoch arrays
+@dataclass
+class EpochPlan:
+    """An epoch's arrays after the trainer's adjustments, padded to whole chunks."""
+
+    inputs: np.ndarray  # (padded_steps, B) int32
+    targets: np.ndarray
+    resets: np.ndarray  # bool
+    valid: np.ndarray  # bool
+    n_steps: int  # real steps
+    n_events: int  # valid (input, target) pairs actually trained on
+
+
+def check_training_data(data: SessionData, config: Config) -> None:
+    """Clear errors for data the trainer cannot use."""
+    if data.n_sessions == 0 or data.n_pairs == 0:
+        raise ValueError("training data is empty: no session with at least two events")
+    if config.batch_size > data.n_sessions:
+        raise ValueError(
+            f"batch_size {config.batch_size} is larger than the number of training sessions ({data.n_sessions}); "
+            f"use batch_size <= {data.n_sessions}"
+        )
+    if config.n_sample == 0 and data.n_sessions < 2:
+        raise ValueError(
+            "training data has a single session and n_sample=0: the in-batch negatives need at least two sessions; "
+            "use n_sample >= 1"
+        )
+
+
+def plan_epoch(data: SessionData, config: Config, epoch: int, chunk: int) -> EpochPlan:
+    """Session-parallel batches of one epoch (``gru4rec.batching``), adjusted for training (module docstring)."""
+    eb = epoch_batches(data, config.batch_size, shuffle=config.shuffle, seed=config.seed + epoch)
+    inputs, targets, resets, valid = eb.inputs, eb.targets, eb.resets, eb.valid
+    n_valid = valid.sum(axis=1)
+    n_steps = len(n_valid)
+    if config.n_sample == 0:
+        short = np.flatnonzero(n_valid < 2)
+        if len(short):
+            n_steps = int(short[0])
+    if n_steps == 0:
+        raise ValueError("training data gives no step with two or more sessions side by side; use n_sample >= 1")
+    inputs, targets = inputs[:n_steps].copy(), targets[:n_steps].copy()
+    resets, valid = resets[:n_steps].copy(), valid[:n_steps].copy()
+    first_valid = valid.argmax(axis=1)
+    rows = np.arange(n_steps)
+    inputs = np.where(valid, inputs, inputs[rows, first_valid][:, None]).astype(np.int32)
+    targets = np.where(valid, targets, targets[rows, first_valid][:, None]).astype(np.int32)
+    padded = -(-n_steps // chunk) * chunk
+    if padded > n_steps:
+        extra = padded - n_steps
+        inputs = np.concatenate([inputs, np.repeat(inputs[-1:], extra, axis=0)])
+        targets = np.concatenate([targets, np.repeat(targets[-1:], extra, axis=0)])
+        resets = np.concatenate([resets, np.zeros((extra, resets.shape[1]), bool)])
+        valid = np.concatenate([valid, np.zeros((extra, valid.shape[1]), bool)])
+    return EpochPlan(inputs, targets, resets, valid, n_steps, int(valid.sum()))
+
+
+# ----------------------------------------------------------------------------------------------- the engine
+class Progress(tf.Module):
+    """Checkpointed counters: epochs done and mini-batch steps done."""
+
+    def __init__(self):
+        super().__init__(name="progress")
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.batch_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="batch_step")
+
+
+class Trainer:
+    """Model + optimizer + sampler + the compiled chunk function. ``train()`` wraps it with the run folder."""
+
+    def __init__(self, config: Config, n_items: int, item_counts: np.ndarray, model: Optional[GRU4RecModel] = None):
+        self.config = config
+        self.model = model or GRU4RecModel(n_items, config)
+        self.k = config.bptt_steps
+        self.chunk = -(-config.chunk_steps // self.k) * self.k
+        self.batch = config.batch_size
+        self.n_sample = config.n_sample
+        self.final_act = config.final_activation
+        self.variables = self.model.sparse_variables + self.model.dense_variables
+        self.optimizer = make_optimizer(config, self.variables)
+        self.sampler = NegativeSampler(
+            item_counts, config.n_sample, config.sample_alpha, config.seed, config.sample_store_size, self.chunk
+        )
+        self.progress = Progress()
+        self.logq_table = None
+        if config.logq > 0:
+            counts = np.maximum(np.asarray(item_counts, np.float64), 1.0)
+            self.logq_table = tf.constant((config.logq * np.log(counts)).astype(np.float32))
+        self._seed_stride = len(config.layers) + 1
+        self.run_chunk = tf.function(self._run_chunk)
+
+    def checkpoint(self) -> tf.train.Checkpoint:
+        return tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizer, sampler=self.sampler.state, progress=self.progress
+        )
+
+    # -------------------------------------------------------------------------------------------- in-graph
+    def _window(self, x, y, r, v, smp, state):
+        """One update over a window of k steps: x, y, r, v (k, B); smp (k, n_sample).
+
+        The item rows a window touches are gathered once, by unique index (``tf.unique`` keeps first-occurrence
+        order, so with the targets first, the first ``n_out`` unique rows are the output candidates). Their gradients
+        then come out already summed per item: with ``k == 1`` the scores are computed against the unique rows and
+        expanded to the mini-batch columns by a column gather, so no (M, H) gradient has to be segment-summed.
+        """
+        cfg, model = self.config, self.model
+        k, batch = self.k, self.batch
+        n_cols = batch + self.n_sample
+        step0 = self.optimizer.step.read_value()
+        ycols = tf.concat([y, smp], axis=1)  # (k, M)
+        flat_y = tf.reshape(ycols, [-1])
+        flat_x = tf.reshape(x, [-1])
+        shared = model.embedding_mode == "shared"
+        if shared:
+            uniq, seg = tf.unique(tf.concat([flat_y, flat_x], axis=0))
+            n_out = tf.reduce_max(seg[: k * n_cols]) + 1
+            seg_y = tf.reshape(seg[: k * n_cols], [k, n_cols])
+            seg_x = tf.reshape(seg[k * n_cols :], [k, batch])
+            table = tf.gather(model.Wy, uniq)
+            out_idx = uniq[:n_out]
+            bias = tf.gather(model.By, out_idx)
+            sources = [table, bias]
+        else:
+            out_idx, seg_y = tf.unique(flat_y)
+            in_idx, seg_x = tf.unique(flat_x)
+            seg_y = tf.reshape(seg_y, [k, n_cols])
+            seg_x = tf.reshape(seg_x, [k, batch])
+            out_table = tf.gather(model.Wy, out_idx)
+            bias = tf.gather(model.By, out_idx)
+            in_table = tf.gather(model.input_table, in_idx)
+            sources = [out_table, bias, in_table]
+        adjust = None
+        if self.logq_table is not None:
+            adjust = tf.concat(
+                [tf.gather(self.logq_table, y), cfg.sample_alpha * tf.gather(self.logq_table, smp)], axis=1
+            )
+        dense = model.dense_variables
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(sources + dense)
+            if shared:
+                in_table = table
+                out_table = table[:n_out]
+            h = list(state)
+            total = 0.0
+            logged = []
+            for i in range(k):
+                reset = r[i][:, tf.newaxis]
+                h = [tf.where(reset, tf.zeros_like(hl), hl) for hl in h]
+                counter = (step0 * k + i) * self._seed_stride
+                seed = tf.stack([tf.constant(cfg.seed, tf.int64), counter])
+                x_rows = tf.gather(in_table, seg_x[i])
+                hidden, h = model.stack(x_rows, h, training=True, seed=seed)
+                if k == 1:
+                    unique_scores = tf.matmul(hidden, out_table, transpose_b=True) + bias[tf.newaxis, :]
+                    scores = tf.gather(unique_scores, seg_y[i], axis=1)
+                else:
+                    rows_i = tf.gather(out_table, seg_y[i])
+                    scores = tf.matmul(hidden, rows_i, transpose_b=True) + tf.gather(bias, seg_y[i])[tf.newaxis, :]
+                lanes = row_losses(
+                    scores, v[i], cfg.loss, self.final_act, cfg.bpreg, None if adjust is None else adjust[i]
+                )
+                step_sum = tf.reduce_sum(lanes)
+                total = total + step_sum
+                logged.append(step_sum / tf.maximum(tf.reduce_sum(tf.cast(v[i], tf.float32)), 1.0))
+            if k == 1:
+                loss = total / batch
+            else:
+                n_real = tf.reduce_sum(tf.cast(tf.reduce_any(v, axis=1), tf.float32))
+                loss = total / (batch * tf.maximum(n_real, 1.0))
+        grads = tape.gradient(loss, sources + dense)
+        # Gradients of gathered tables arrive as IndexedSlices over the unique rows; sum them into (n_unique, d).
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+        if shared:
+            sparse = [RowGrad(uniq, grads[0], table), RowGrad(out_idx, grads[1], bias)]
+            dense_grads = grads[2:]
+        else:
+            sparse = [
+                RowGrad(out_idx, grads[0], out_table),
+                RowGrad(out_idx, grads[1], bias),
+                RowGrad(in_idx, grads[2], in_table),
+            ]
+            dense_grads = grads[3:]
+        dense_grads = [tf.zeros_like(var) if g is None else g for var, g in zip(dense, dense_grads)]
+        self.optimizer.apply(sparse + list(dense_grads))
+        return [tf.stop_gradient(hl) for hl in h], tf.stack(logged)
+
+    def _run_chunk(self, inputs, targets, resets, valid, samples, n_windows, state):
+        """Run ``n_windows`` windows of a chunk; inputs... (chunk, B); samples (chunk, n_sample)."""
+        k, batch = self.k, self.batch
+        n_win = self.chunk // k
+        inputs = tf.reshape(inputs, [n_win, k, batch])
+        targets = tf.reshape(targets, [n_win, k, batch])
+        resets = tf.reshape(resets, [n_win, k, batch])
+        valid = tf.reshape(valid, [n_win, k, batch])
+        samples = tf.reshape(samples, [n_win, k, self.n_sample])
+        losses = tf.TensorArray(tf.float32, size=n_windows, element_shape=[k])
+        state = list(state)
+        for w in tf.range(n_windows):
+            state, step_losses = self._window(inputs[w], targets[w], resets[w], valid[w], samples[w], state)
+            losses = losses.write(w, step_losses)
+        return state, tf.reshape(losses.stack(), [-1])
+
+    # -------------------------------------------------------------------------------------------- host side
+    def lr_at_update(self, update: int) -> float:
+        cfg = self.config
+        if cfg.decay == 1.0:
+            return float(cfg.learning_rate)
+        return max(cfg.lr_floor, cfg.learning_rate * cfg.decay ** (update // cfg.decay_steps))
+
+    def run_epoch(self, data: SessionData, epoch: int, on_chunk: Optional[Callable] = None) -> dict:
+        """Train one epoch. ``on_chunk(first_step, step_losses, seconds)`` after every chunk (host-side logging)."""
+        plan = plan_epoch(data, self.config, epoch, self.chunk)
+        state = self.model.initial_state(self.batch)
+        losses = np.zeros(plan.n_steps, np.float64)
+        t_start = time.perf_counter()
+        for lo in range(0, plan.n_steps, self.chunk):
+            t0 = time.perf_counter()
+            hi = min(lo + self.chunk, plan.n_steps)
+            n_real = hi - lo
+            samples = self.sampler.take(self.chunk)
+            if n_real < self.chunk and self.n_sample > 0:
+                samples = tf.gather(samples, np.minimum(np.arange(self.chunk), n_real - 1))
+            sl = slice(lo, lo + self.chunk)
+            state, chunk_losses = self.run_chunk(
+                tf.constant(plan.inputs[sl]),
+                tf.constant(plan.targets[sl]),
+                tf.constant(plan.resets[sl]),
+                tf.constant(plan.valid[sl]),
+                samples,
+                tf.constant(-(-n_real // self.k), tf.int32),
+                state,
+            )
+            chunk_losses = chunk_losses.numpy()[:n_real]
+            self.device = state[0].device  # where the chunk's ops ran (TF's placement of its output)
+            losses[lo:hi] = chunk_losses
+            seconds = time.perf_counter() - t0
+            if on_chunk is not None:
+                on_chunk(lo, chunk_losses, seconds)
+            if not np.all(np.isfinite(chunk_losses)):
+                bad = lo + int(np.flatnonzero(~np.isfinite(chunk_losses))[0])
+                return {"nan_step_in_epoch": bad, "n_steps": plan.n_steps, "losses": losses[: bad + 1]}
+        wall = time.perf_counter() - t_start
+        return {
+            "n_steps": plan.n_steps,
+            "n_events": plan.n_events,
+            "n_updates": -(-plan.n_steps // self.k),
+            "loss": float(losses.mean()),
+            "losses": losses,
+            "seconds": wall,
+        }
+
+
+# ----------------------------------------------------------------------------------------------- the run folder
+class Callback:
+    """Hooks called by :func:`train` (override what you need). A plain function given as a callback is used as
+    ``on_log``."""
+
+    def on_log(self, record: dict) -> None:
+        """Every ``log_every`` steps and at step 1: ``epoch, step, lr, loss, step_time, ...`` (see ``train.jsonl``)."""
+
+    def on_epoch_end(self, record: dict) -> None:
+        """After an epoch's checkpoint is written: ``epoch, loss, seconds, events_per_s, ...`` (+ validation)."""
+
+    def on_train_end(self, result: TrainResult) -> None:
+        """After the last epoch."""
+
+
+class _FunctionCallback(Callback):
+    def __init__(self, fn: Callable[[dict], Any]):
+        self.fn = fn
+
+    def on_log(self, record: dict) -> None:
+        self.fn(record)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    config: Config
+    model: GRU4RecModel
+    item_map: Any
+    epochs_done: int
+    steps: int  # mini-batch steps done (all epochs)
+    updates: int  # optimizer updates done
+    epoch_losses: list  # mean step loss of each epoch trained in this call
+    events_per_s: float  # training events per second over this call (checkpointing and validation excluded)
+    seconds: float
+    history: list = field(default_factory=list)  # the epoch records
+    device: str = ""
+    metrics: Optional[dict] = None
+
+
+RUN_FILES = ("config.json", "items.tsv", "item_support.npy", "checkpoints", "train.log", "train.jsonl", "tensorboard")
+
+
+def _scalar_metadata():
+    """Summary metadata of a TensorBoard scalar (what ``tensorboard.summary.scalar`` writes), built from TF's own
+    protos so that writing the event files does not need the ``tensorboard`` package installed."""
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = summary_pb2.SummaryMetadata()
+    metadata.plugin_data.plugin_name = "scalars"
+    metadata.data_class = summary_pb2.DATA_CLASS_SCALAR
+    return metadata
+
+
+def write_scalar(name: str, value: float, step: int) -> None:
+    """One TensorBoard scalar into the default ``tf.summary`` writer."""
+    tf.summary.write(name, tf.constant(float(value), tf.float32), step=step, metadata=_scalar_metadata())
+
+
+def _versions() -> dict:
+    return {"python": sys.version.split()[0], "tensorflow": tf.__version__, "numpy": np.__version__,
+            "platform": platform.platform()}  # fmt: skip
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _config_differences(a: Config, b: Config, ignore=("n_epochs",)) -> list:
+    da, db = a.to_dict(), b.to_dict()
+    return [f"{k}: {da[k]!r} (run) != {db[k]!r} (now)" for k in da if k not in ignore and da[k] != db[k]]
+
+
+def _evaluate_valid(model: GRU4RecModel, data: SessionData, item_support) -> Optional[dict]:
+    """Recall@20 / MRR@20 on validation data with ``gru4rec.evaluate`` (None when it cannot run)."""
+    from gru4rec.evaluate import GRU4RecScorer, evaluate, metrics_only
+
+    scorer = GRU4RecScorer(model, item_map=data.item_map, item_support=item_support)
+    return metrics_only(evaluate(scorer, data, cutoffs=(20,)))
+
+
+def train(
+    config: Config,
+    train_data: SessionData,
+    out_dir,
+    valid_data: Optional[SessionData] = None,
+    resume: bool = False,
+    callbacks: Sequence[Any] = (),
+    progress: bool = True,
+) -> TrainResult:
+    """Train GRU4Rec on ``train_data`` into the run folder ``out_dir``; see the module docstring.
+
+    The folder gets ``config.json``, ``items.tsv`` (+ ``item_support.npy``), ``checkpoints/`` (one per epoch:
+    model, optimizer, sampler position, counters), ``train.log`` (the seed's format), ``train.jsonl`` and
+    ``tensorboard/``. ``resume=True`` continues from the latest checkpoint of ``out_dir`` (same config required,
+    except ``n_epochs``) and ends with the same weights as an uninterrupted run. ``valid_data`` (indexed with the
+    training item map) is evaluated after every epoch (Recall@20, MRR@20). A NaN loss raises
+    :class:`TrainingError` naming the step; the checkpoints of the epochs before it are kept.
+    """
+    from gru4rec.logs import LogWriter
+
+    run_dir = Path(out_dir)
+    check_training_data(train_data, config)
+    if valid_data is not None and valid_data.n_items != train_data.n_items:
+        raise ValueError("valid_data must use the training item map (SessionData.from_frame(df, item_map=...))")
+    cbs = [cb if isinstance(cb, Callback) else _FunctionCallback(cb) for cb in callbacks]
+    config_path = run_dir / "config.json"
+    ckpt_dir = run_dir / "checkpoints"
+    if resume and config_path.exists():
+        saved = Config.from_dict(json.loads(config_path.read_text())["config"])
+        diffs = _config_differences(saved, config)
+        if diffs:
+            raise ValueError("--resume with a different configuration: " + "; ".join(diffs))
+    elif config_path.exists():
+        raise ValueError(f"{run_dir} already holds a run (config.json); use resume=True (--resume) or another folder")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    item_support = train_data.item_counts
+    trainer = Trainer(config, train_data.n_items, item_support)
+    ckpt = trainer.checkpoint()
+    manager = tf.train.CheckpointManager(ckpt, str(ckpt_dir), max_to_keep=None, checkpoint_name="epoch")
+    resumed_from = 0
+    if resume and manager.latest_checkpoint:
+        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        trainer.sampler.sync()
+        resumed_from = int(trainer.progress.epoch.numpy())
+    meta = {
+        "config": config.to_dict(),
+        "n_items": int(train_data.n_items),
+        "n_train_events": int(train_data.n_events),
+        "n_train_sessions": int(train_data.n_sessions),
+        "versions": _versions(),
+        "device": {"ran_on": None},
+    }
+    _write_json(config_path, meta)
+    if not (run_dir / "items.tsv").exists():
+        train_data.item_map.save(run_dir / "items.tsv")
+        np.save(run_dir / "item_support.npy", item_support)
+
+    append = resumed_from > 0
+    log = LogWriter(run_dir / "train.log", append=append)
+    jsonl = open(run_dir / "train.jsonl", "a" if append else "w", encoding="utf-8", buffering=1)
+    writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
+    history: list = []
+    epoch_losses: list = []
+    train_seconds = 0.0
+    train_events = 0
+    device = ""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        tqdm = None
+
+    def emit(record: dict) -> None:
+        jsonl.write(json.dumps(record) + "\n")
+        for cb in cbs:
+            if record["kind"] == "log":
+                cb.on_log(record)
+            else:
+                cb.on_epoch_end(record)
+
+    try:
+        for epoch in range(resumed_from, config.n_epochs):
+            base_step = int(trainer.progress.batch_step.numpy())
+            base_update = int(trainer.optimizer.step.numpy())
+            running = {"sum": 0.0, "n": 0}
+            bar = None
+            if progress and tqdm is not None:
+                bar = tqdm(total=None, desc=f"epoch {epoch + 1}/{config.n_epochs}", unit="step", leave=False)
+
+            def on_chunk(lo, losses, seconds, epoch=epoch, base_step=base_step, base_update=base_update,
+                         running=running, bar=bar):  # fmt: skip
+                for j, value in enumerate(losses):
+                    running["sum"] += float(value)
+                    running["n"] += 1
+                    step = base_step + lo + j + 1
+                    if step == 1 or step % config.log_every == 0:
+                        update = base_update + (lo + j) // trainer.k
+                        record = {
+                            "kind": "log", "epoch": epoch, "step": step, "lr": trainer.lr_at_update(update),
+                            "loss": running["sum"] / running["n"], "step_loss": float(value),
+                            "step_time": seconds / len(losses),
+                        }  # fmt: skip
+                        log.write(epoch, step, record["lr"], record["loss"], record["step_time"])
+                        with writer.as_default():
+                            write_scalar("loss/running_mean", record["loss"], step)
+                            write_scalar("loss/step", record["step_loss"], step)
+                            write_scalar("lr", record["lr"], step)
+                            write_scalar("step_time_ms", 1000 * record["step_time"], step)
+                        emit(record)
+                if bar is not None:
+                    bar.update(len(losses))
+                    bar.set_postfix(loss=f"{running['sum'] / max(running['n'], 1):.4f}")
+
+            out = trainer.run_epoch(train_data, epoch, on_chunk)
+            if bar is not None:
+                bar.close()
+            device = getattr(trainer, "device", "") or device
+            if "nan_step_in_epoch" in out:
+                step = base_step + out["nan_step_in_epoch"] + 1
+                last = manager.latest_checkpoint
+                where = f"the last good checkpoint is {last}" if last else "no checkpoint was written before it"
+                raise TrainingError(f"loss is NaN at step {step} (epoch {epoch}); training stopped; {where}")
+            trainer.progress.batch_step.assign_add(out["n_steps"])
+            trainer.progress.epoch.assign(epoch + 1)
+            manager.save(checkpoint_number=epoch + 1)
+            train_seconds += out["seconds"]
+            train_events += out["n_events"]
+            epoch_losses.append(out["loss"])
+            record = {
+                "kind": "epoch", "epoch": epoch, "epochs_done": epoch + 1, "loss": out["loss"],
+                "steps": out["n_steps"], "events": out["n_events"], "seconds": out["seconds"],
+                "events_per_s": out["n_events"] / out["seconds"], "ms_per_step": 1000 * out["seconds"] / out["n_steps"],
+                "checkpoint": manager.latest_checkpoint,
+            }  # fmt: skip
+            if valid_data is not None:
+                valid = _evaluate_valid(trainer.model, valid_data, item_support)
+                if valid is not None:
+                    record["valid_recall@20"] = valid["recall@20"]
+                    record["valid_mrr@20"] = valid["mrr@20"]
+            with writer.as_default():
+                write_scalar("epoch/loss", out["loss"], epoch + 1)
+                write_scalar("epoch/events_per_s", record["events_per_s"], epoch + 1)
+                for key in ("valid_recall@20", "valid_mrr@20"):
+                    if key in record:
+                        write_scalar(f"epoch/{key}", record[key], epoch + 1)
+            history.append(record)
+            emit(record)
+            if meta["device"]["ran_on"] is None and device:
+                meta["device"]["ran_on"] = device
+                _write_json(config_path, meta)
+    finally:
+        log.close()
+        jsonl.close()
+        writer.close()
+    result = TrainResult(
+        run_dir=run_dir,
+        config=config,
+        model=trainer.model,
+        item_map=train_data.item_map,
+        epochs_done=int(trainer.progress.epoch.numpy()),
+        steps=int(trainer.progress.batch_step.numpy()),
+        updates=int(trainer.optimizer.step.numpy()),
+        epoch_losses=epoch_losses,
+        events_per_s=train_events / train_seconds if train_seconds else math.nan,
+        seconds=train_seconds,
+        history=history,
+        device=device,
+    )
+    for cb in cbs:
+        cb.on_train_end(result)
+    return result
