@@ -54,6 +54,7 @@ __all__ = [
     "write_sessions",
     "format_clicks_bytes",
     "format_sessions_bytes",
+    "write_sessions_arrays",
     "SESSION_COLUMNS",
     "SESSIONS_HEADER",
 ]
@@ -414,17 +415,18 @@ def _read_clicks_arrays(path: PathLike) -> tuple[np.ndarray, np.ndarray, np.ndar
     if any(table.column(i).null_count for i in range(3)):
         _locate_clicks_error(path)
         raise DataFormatError(path, None, None, "no missing values")
+    # convert one column at a time and drop it from the table, so arrow's buffers are freed as we go
     sessions = _column_numpy(table, "SessionID", np.int64)
+    table = table.drop_columns(["SessionID"])
     items = _column_numpy(table, "ItemID", np.int64)
-    ms = table.column("Timestamp").cast(pa.int64())
-    times = _chunked_numpy(ms, np.int64).astype(np.float64)
+    table = table.drop_columns(["ItemID"])
+    times = _chunked_numpy(table.column("Timestamp").cast(pa.int64()), np.float64)
+    del table
     times /= 1000.0
     return sessions, items, times
 
 
 def _chunked_numpy(column: pa.ChunkedArray, dtype) -> np.ndarray:
-    if column.num_chunks == 1:
-        return column.chunk(0).to_numpy(zero_copy_only=False).astype(dtype, copy=False)
     out = np.empty(len(column), dtype=dtype)
     pos = 0
     for chunk in column.chunks:
@@ -553,3 +555,56 @@ def write_sessions(df: pd.DataFrame, path: PathLike) -> None:
                 handle,
                 pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none"),
             )
+
+
+def write_sessions_arrays(
+    sessions: np.ndarray,
+    items: np.ndarray,
+    times: np.ndarray,
+    outputs: Sequence[tuple[PathLike, Optional[np.ndarray]]],
+) -> None:
+    """Write several GRU4Rec TSV files, each a row subset (boolean mask, None = all rows) of the same arrays.
+
+    Rows are formatted once per chunk and shared by every file that holds them (``train_full`` and ``train_tr``
+    share almost all rows), so writing both costs little more than writing one. Every file is written atomically.
+    """
+    sessions = np.asarray(sessions, dtype=np.int64)
+    items = np.asarray(items, dtype=np.int64)
+    times = np.asarray(times, dtype=np.float64)
+    n = len(sessions)
+    masks = [np.ones(n, dtype=bool) if mask is None else np.asarray(mask, dtype=bool) for _, mask in outputs]
+    ms = _to_ms(times)
+    fast = ms is not None and (n == 0 or (sessions.min() >= 0 and items.min() >= 0))
+    if not fast:
+        for (path, _), mask in zip(outputs, masks):
+            frame = pd.DataFrame({SESSION_KEY: sessions[mask], ITEM_KEY: items[mask], TIME_KEY: times[mask]})
+            write_sessions(frame, path)
+        return
+
+    def chunk(sl: slice) -> list[bytes]:
+        parts = [mask[sl] for mask in masks]
+        union = np.logical_or.reduce(parts) if len(parts) > 1 else parts[0]
+        rows = np.flatnonzero(union) + sl.start
+        secs, frac = np.divmod(ms[rows], 1000)
+        m = len(rows)
+        matrix = np.concatenate(
+            [
+                _digits(sessions[rows]), _const("\t", m), _digits(items[rows]), _const("\t", m),
+                _digits(secs), np.take(_MILLI_LUT, frac)[:, None].view(np.uint8), _const("\n", m),
+            ],
+            axis=1,
+        )  # fmt: skip
+        out = []
+        for part in parts:
+            keep = part[union]
+            selected = matrix if keep.all() else matrix[keep]
+            out.append(selected.tobytes().translate(None, b"\x00"))
+        return out
+
+    with contextlib.ExitStack() as stack:
+        handles = [stack.enter_context(atomic_write(path, "wb")) for path, _ in outputs]
+        for handle in handles:
+            handle.write((SESSIONS_HEADER + "\n").encode("ascii"))
+        for pieces in _chunked(chunk, n):
+            for handle, piece in zip(handles, pieces):
+                handle.write(piece)

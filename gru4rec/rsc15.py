@@ -44,6 +44,7 @@ __all__ = [
     "split_arrays",
     "prepare",
     "funnel_frame",
+    "funnel_branches",
 ]
 
 DAY = 86400.0
@@ -58,99 +59,137 @@ STATS_FILE = "rsc15_stats.json"
 
 
 @dataclass
-class _Events:
-    """Column arrays of an event table plus dense session / item codes (shared code spaces)."""
+class _Base:
+    """The click arrays with dense session / item codes; every filter stage is a boolean row mask over it.
+
+    Sessions that come in contiguous blocks (as in yoochoose-clicks.dat, listed by SessionId) are handled with
+    ``reduceat`` / ``repeat`` over the blocks, otherwise with integer session codes. Masked sums send the rows left out
+    to a spare last bin of ``bincount`` (``np.where(mask, code, n)``) rather than compressing the arrays.
+    """
 
     sessions: np.ndarray
     items: np.ndarray
     times: np.ndarray
-    scode: np.ndarray  # int64 session code, 0 .. n_sessions_codes - 1
-    icode: np.ndarray  # int64 item code, 0 .. n_item_codes - 1
-    n_scodes: int
+    icode: np.ndarray  # int64 item code 0 .. n_icodes - 1
     n_icodes: int
-    sessions_sorted: bool = False  # scode non-decreasing (sessions in contiguous blocks, in code order)
-
-    def take(self, mask: np.ndarray) -> _Events:
-        return _Events(
-            self.sessions[mask], self.items[mask], self.times[mask], self.scode[mask], self.icode[mask],
-            self.n_scodes, self.n_icodes, self.sessions_sorted,
-        )  # fmt: skip
+    n_scodes: int
+    starts: Optional[np.ndarray] = None  # first row of each session block (contiguous sessions)
+    run_lengths: Optional[np.ndarray] = None  # rows of each session block
+    scode: Optional[np.ndarray] = None  # int64 session code of each row (sessions not contiguous)
 
     def __len__(self) -> int:
         return len(self.sessions)
 
-    def counts(self) -> dict:
-        return {
-            "events": int(len(self)),
-            "sessions": int(np.count_nonzero(np.bincount(self.scode, minlength=self.n_scodes))),
-            "items": int(np.count_nonzero(np.bincount(self.icode, minlength=self.n_icodes))),
-        }
+    def session_lengths(self, mask: np.ndarray) -> np.ndarray:
+        if self.starts is not None:
+            if len(self.starts) == 0:
+                return np.zeros(0, dtype=np.int64)
+            return np.add.reduceat(mask, self.starts, dtype=np.int32).astype(np.int64)
+        return np.bincount(np.where(mask, self.scode, self.n_scodes), minlength=self.n_scodes + 1)[:-1]
 
-    def session_lengths(self) -> np.ndarray:
-        return np.bincount(self.scode, minlength=self.n_scodes)
+    def item_support(self, mask: np.ndarray) -> np.ndarray:
+        return np.bincount(np.where(mask, self.icode, self.n_icodes), minlength=self.n_icodes + 1)[:-1]
 
-    def session_max_time(self) -> np.ndarray:
-        out = np.full(self.n_scodes, -np.inf)
+    def expand(self, session_flags: np.ndarray) -> np.ndarray:
+        """Per-session booleans -> per-row booleans."""
+        if self.starts is not None:
+            return np.repeat(session_flags, self.run_lengths)
+        return session_flags[self.scode]
+
+    def session_max_time(self, mask: np.ndarray) -> np.ndarray:
         if len(self) == 0:
-            return out
-        if self.sessions_sorted:
-            starts = np.flatnonzero(np.r_[True, self.scode[1:] != self.scode[:-1]])
-            out[self.scode[starts]] = np.maximum.reduceat(self.times, starts)
-        else:
-            np.maximum.at(out, self.scode, self.times)
+            return np.full(self.n_scodes, -np.inf)
+        masked = np.where(mask, self.times, -np.inf)
+        if self.starts is not None:
+            return np.maximum.reduceat(masked, self.starts)
+        out = np.full(self.n_scodes, -np.inf)
+        np.maximum.at(out, self.scode, masked)
         return out
 
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame({SESSION_KEY: self.sessions, ITEM_KEY: self.items, TIME_KEY: self.times}, copy=False)
+    def stage(self, mask: np.ndarray) -> _Stage:
+        if np.count_nonzero(mask) > len(mask) // 8:  # dense: full passes without compressing the arrays
+            return _Stage(mask, self.session_lengths(mask), self.item_support(mask))
+        rows = np.flatnonzero(mask)
+        # sparse (the holdout sets): work on the few rows
+        if self.starts is not None:
+            sessions = np.searchsorted(self.starts, rows, side="right") - 1
+        else:
+            sessions = self.scode[rows]
+        return _Stage(
+            mask,
+            np.bincount(sessions, minlength=self.n_scodes),
+            np.bincount(self.icode[rows], minlength=self.n_icodes),
+        )
+
+    def frame(self, mask: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(
+            {SESSION_KEY: self.sessions[mask], ITEM_KEY: self.items[mask], TIME_KEY: self.times[mask]}, copy=False
+        )
 
 
-def _encode(sessions: np.ndarray, items: np.ndarray, times: np.ndarray) -> _Events:
+@dataclass
+class _Stage:
+    """A row mask with its events per session and per item."""
+
+    mask: np.ndarray
+    lengths: np.ndarray
+    support: np.ndarray
+
+    def counts(self) -> dict:
+        return {
+            "events": int(self.lengths.sum()),
+            "sessions": int(np.count_nonzero(self.lengths)),
+            "items": int(np.count_nonzero(self.support)),
+        }
+
+
+def _encode(sessions: np.ndarray, items: np.ndarray, times: np.ndarray) -> _Base:
     sessions = np.asarray(sessions, dtype=np.int64)
     items = np.asarray(items, dtype=np.int64)
     times = np.asarray(times, dtype=np.float64)
     if len(sessions) and not np.isfinite(times).all():
         raise ValueError("Time holds NaN or infinite values")
-    # YooChoose lists each session's clicks together, in SessionId order: then codes are a cumulative sum.
-    sorted_sessions = len(sessions) < 2 or bool(np.all(sessions[1:] >= sessions[:-1]))
-    if sorted_sessions:
-        scode = np.zeros(len(sessions), dtype=np.int64)
-        if len(sessions):
-            np.cumsum(sessions[1:] != sessions[:-1], out=scode[1:])
-        n_scodes = int(scode[-1]) + 1 if len(sessions) else 0
+    icode, item_uniques = pd.factorize(items, sort=False)
+    base = _Base(sessions, items, times, icode.astype(np.int64, copy=False), len(item_uniques), 0)
+    # yoochoose lists each session's clicks together: then sessions are blocks of rows
+    if len(sessions) == 0 or bool(np.all(sessions[1:] >= sessions[:-1])):
+        new_session = np.empty(len(sessions), dtype=bool)
+        new_session[:1] = True
+        np.not_equal(sessions[1:], sessions[:-1], out=new_session[1:])
+        base.starts = np.flatnonzero(new_session)
+        del new_session
+        base.run_lengths = np.diff(np.append(base.starts, len(sessions)))
+        base.n_scodes = len(base.starts)
     else:
         scode, uniques = pd.factorize(sessions, sort=False)
-        scode = scode.astype(np.int64, copy=False)
-        n_scodes = len(uniques)
-    icode, item_uniques = pd.factorize(items, sort=False)
-    return _Events(
-        sessions, items, times, scode, icode.astype(np.int64, copy=False), n_scodes, len(item_uniques),
-        sorted_sessions,
-    )  # fmt: skip
+        base.scode, base.n_scodes = scode.astype(np.int64, copy=False), len(uniques)
+    return base
 
 
-def _time_split(events: _Events, days: float = 1.0) -> tuple[_Events, _Events, float]:
-    """(before, last) by each session's last event vs ``tmax - days * DAY`` (the original's rule)."""
-    if len(events) == 0:
-        return events, events, float("nan")
-    tmax = float(events.times.max())
-    session_last = events.session_max_time()
+def _time_split(base: _Base, stage: _Stage, days: float = 1.0) -> tuple[np.ndarray, np.ndarray, float]:
+    """(before, last) row masks by each session's last event vs ``tmax - days * DAY`` (the original's rule), and
+    the per-session flag of the last part."""
+    if not stage.mask.any():
+        return stage.mask, np.zeros(base.n_scodes, dtype=bool), float("nan")
+    session_last = base.session_max_time(stage.mask)
+    tmax = float(session_last.max())
     is_last = session_last >= tmax - days * DAY
-    in_last = is_last[events.scode]
-    return events.take(~in_last), events.take(in_last), tmax
+    return stage.mask & ~base.expand(is_last), is_last, tmax
 
 
-def _filter_holdout(holdout: _Events, train: _Events, funnel: list, name: str) -> _Events:
-    in_train = np.bincount(train.icode, minlength=train.n_icodes) > 0
-    holdout = holdout.take(in_train[holdout.icode])
-    funnel.append(_step(f"{name}: items not in train dropped", holdout))
-    lengths = holdout.session_lengths()
-    holdout = holdout.take(lengths[holdout.scode] >= 2)
-    funnel.append(_step(f"{name}: sessions shorter than 2 dropped", holdout))
+def _filter_holdout(base: _Base, holdout: _Stage, train: _Stage, funnel: list, name: str) -> _Stage:
+    holdout = base.stage(holdout.mask & (train.support > 0)[base.icode])
+    funnel.append({"step": f"{name}: items not in train dropped", **holdout.counts()})
+    holdout = base.stage(holdout.mask & base.expand(holdout.lengths >= 2))
+    funnel.append({"step": f"{name}: sessions shorter than 2 dropped", **holdout.counts()})
     return holdout
 
 
-def _step(name: str, events: _Events) -> dict:
-    return {"step": name, **events.counts()}
+def _split_off_last_day(base: _Base, stage: _Stage) -> tuple[_Stage, _Stage, float]:
+    before_mask, is_last, tmax = _time_split(base, stage)
+    before = base.stage(before_mask)
+    last = _Stage(stage.mask & ~before_mask, stage.lengths * is_last, stage.support - before.support)
+    return before, last, tmax
 
 
 @dataclass
@@ -177,33 +216,57 @@ def funnel_frame(stats: dict) -> pd.DataFrame:
     return pd.DataFrame(stats["funnel"], columns=["step", "events", "sessions", "items"])
 
 
+def funnel_branches(stats: dict) -> dict:
+    """The funnel of a stats dict cut into its three chains, each one a DataFrame whose counts can only fall.
+
+    The funnel lists the steps in the order they run, but after the filters the data forks: ``"train"`` is raw
+    clicks → the three filters → ``train_full`` → ``train_tr``; ``"test"`` is the filtered clicks → the last day's
+    sessions → its two clean-up steps; ``"train_valid"`` is ``train_full`` → the last day of ``train_full`` → its
+    clean-up steps. Each chain starts from the step it branches off, so every row is a subset of the row before.
+    """
+    frame = funnel_frame(stats)
+    is_test = frame["step"].str.startswith("test")
+    is_valid = frame["step"].str.startswith("train_valid")
+    is_train = ~(is_test | is_valid)
+    train = frame[is_train]
+    full = train[train["step"].str.startswith("train_full")]
+    if len(full) != 1:
+        raise ValueError("funnel_branches: the funnel has no single 'train_full' step (not from rsc15.split?)")
+    filtered = train.loc[: full.index[0] - 1].iloc[-1:]  # the last filter before the time split
+    return {
+        "train": train.reset_index(drop=True),
+        "test": pd.concat([filtered, frame[is_test]]).reset_index(drop=True),
+        "train_valid": pd.concat([full, frame[is_valid]]).reset_index(drop=True),
+    }
+
+
 def split_arrays(
     sessions: np.ndarray, items: np.ndarray, times: np.ndarray, min_item_support: int = MIN_ITEM_SUPPORT
-) -> tuple[dict, dict]:
-    """The RSC15 rules on column arrays: returns ({split name: _Events}, stats). See :func:`split`."""
-    events = _encode(sessions, items, times)
-    funnel = [_step("raw clicks", events)]
-    lengths = events.session_lengths()
-    events = events.take(lengths[events.scode] > 1)
-    funnel.append(_step("sessions of length 1 dropped", events))
-    support = np.bincount(events.icode, minlength=events.n_icodes)
-    events = events.take(support[events.icode] >= min_item_support)
-    funnel.append(_step(f"items with support < {min_item_support} dropped", events))
-    lengths = events.session_lengths()
-    events = events.take(lengths[events.scode] >= 2)
-    funnel.append(_step("sessions shorter than 2 dropped", events))
+) -> tuple[_Base, dict, dict]:
+    """The RSC15 rules on column arrays: (base, {split name: boolean row mask}, stats). See :func:`split`."""
+    base = _encode(sessions, items, times)
+    everything = np.ones(len(base), dtype=bool)
+    raw_lengths = base.run_lengths if base.run_lengths is not None else np.bincount(base.scode)
+    raw = _Stage(everything, raw_lengths, np.bincount(base.icode, minlength=base.n_icodes))
+    funnel = [{"step": "raw clicks", **raw.counts()}]
+    stage = base.stage(base.expand(raw.lengths > 1))
+    funnel.append({"step": "sessions of length 1 dropped", **stage.counts()})
+    stage = base.stage(stage.mask & (stage.support >= min_item_support)[base.icode])
+    funnel.append({"step": f"items with support < {min_item_support} dropped", **stage.counts()})
+    stage = base.stage(stage.mask & base.expand(stage.lengths >= 2))
+    funnel.append({"step": "sessions shorter than 2 dropped", **stage.counts()})
 
-    train_full, test, tmax = _time_split(events)
-    funnel.append(_step("train_full (sessions ending before the last 24 h)", train_full))
-    funnel.append(_step("test: sessions ending in the last 24 h", test))
-    test = _filter_holdout(test, train_full, funnel, "test")
+    train_full, test, tmax = _split_off_last_day(base, stage)
+    funnel.append({"step": "train_full (sessions ending before the last 24 h)", **train_full.counts()})
+    funnel.append({"step": "test: sessions ending in the last 24 h", **test.counts()})
+    test = _filter_holdout(base, test, train_full, funnel, "test")
 
-    train_tr, valid, tmax_train = _time_split(train_full)
-    funnel.append(_step("train_tr (train_full sessions ending before its last 24 h)", train_tr))
-    funnel.append(_step("train_valid: sessions ending in the last 24 h of train_full", valid))
-    valid = _filter_holdout(valid, train_tr, funnel, "train_valid")
+    train_tr, valid, tmax_train = _split_off_last_day(base, train_full)
+    funnel.append({"step": "train_tr (train_full sessions ending before its last 24 h)", **train_tr.counts()})
+    funnel.append({"step": "train_valid: sessions ending in the last 24 h of train_full", **valid.counts()})
+    valid = _filter_holdout(base, valid, train_tr, funnel, "train_valid")
 
-    parts = {"train_full": train_full, "test": test, "train_tr": train_tr, "train_valid": valid}
+    stages = {"train_full": train_full, "test": test, "train_tr": train_tr, "train_valid": valid}
     stats = {
         "rules": "GRU4Rec examples/rsc15/preprocess.py",
         "min_item_support": int(min_item_support),
@@ -213,14 +276,14 @@ def split_arrays(
         "funnel": funnel,
         "files": {},
     }
-    for name, part in parts.items():
+    for name, part in stages.items():
         counts = part.counts()
         counts["mean_session_length"] = counts["events"] / counts["sessions"] if counts["sessions"] else 0.0
-        if len(part):
-            counts["time_min"] = float(part.times.min())
-            counts["time_max"] = float(part.times.max())
+        if counts["events"]:
+            counts["time_min"] = float(np.min(base.times, where=part.mask, initial=np.inf))
+            counts["time_max"] = float(np.max(base.times, where=part.mask, initial=-np.inf))
         stats["files"][name] = {"file": FILES[name], **counts}
-    return parts, stats
+    return base, {name: part.mask for name, part in stages.items()}, stats
 
 
 def split(clicks: pd.DataFrame, min_item_support: int = MIN_ITEM_SUPPORT) -> Rsc15Splits:
@@ -232,13 +295,13 @@ def split(clicks: pd.DataFrame, min_item_support: int = MIN_ITEM_SUPPORT) -> Rsc
     missing = [c for c in (SESSION_KEY, ITEM_KEY, TIME_KEY) if c not in clicks.columns]
     if missing:
         raise ValueError(f"rsc15.split: the frame lacks column(s) {missing}")
-    parts, stats = split_arrays(
+    base, masks, stats = split_arrays(
         clicks[SESSION_KEY].to_numpy(),
         clicks[ITEM_KEY].to_numpy(),
         clicks[TIME_KEY].to_numpy(),
         min_item_support,
     )
-    return Rsc15Splits(**{name: part.frame() for name, part in parts.items()}, stats=stats)
+    return Rsc15Splits(**{name: base.frame(mask) for name, mask in masks.items()}, stats=stats)
 
 
 def _write_stats(stats: dict, path: str) -> None:
@@ -269,15 +332,16 @@ def prepare(
     seconds["read"] = time.perf_counter() - start
     say(f"read {len(sessions):,} clicks in {seconds['read']:.1f} s; filtering and splitting")
     mark = time.perf_counter()
-    parts, stats = split_arrays(sessions, items, times, min_item_support)
+    base, masks, stats = split_arrays(sessions, items, times, min_item_support)
     del sessions, items, times
     seconds["filter_split"] = time.perf_counter() - mark
-    for name, part in parts.items():
-        mark = time.perf_counter()
-        path = os.path.join(out_dir, FILES[name])
-        say(f"writing {FILES[name]} ({len(part):,} events)")
-        gio.write_sessions(part.frame(), path)
-        seconds[f"write_{name}"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    events = sum(stats["files"][name]["events"] for name in FILES)
+    say(f"writing {', '.join(FILES.values())} ({events:,} rows)")
+    gio.write_sessions_arrays(
+        base.sessions, base.items, base.times, [(os.path.join(out_dir, FILES[name]), masks[name]) for name in FILES]
+    )
+    seconds["write"] = time.perf_counter() - mark
     stats["source"] = os.path.basename(os.fspath(clicks_path))
     if extra_stats:
         stats.update(extra_stats)
