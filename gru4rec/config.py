@@ -281,7 +281,7 @@ def _resolve(values: dict, current_layers: tuple) -> dict:
             known = ", ".join(FIELD_NAMES)
             aliases = ", ".join(SEED_ALIASES)
             raise ValueError(f"unknown hyperparameter {name!r}; known names: {known}; seed aliases: {aliases}")
-        if target in out and name != target:
+        if target in out:
             raise ValueError(f"{name!r} and {target!r} both given; use one of them")
         out[target] = value
     if size is not None or n_layers is not None:

@@ -114,6 +114,7 @@ class RowSparseOptimizer(tf.Module):
 
     def _prepare(self, lr) -> None:
         """Per-update values shared by all variables (computed once per update)."""
+        return None
 
     def _apply_dense(self, var, slots, grad, lr):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -69,7 +69,8 @@ class NegativeSampler:
         return tf.reshape(tf.cast(idx, tf.int32), (self.rows, self.n_sample))
 
     def take(self, n: int) -> tf.Tensor:
-        """The next ``n`` rows (``n <= rows``), redrawing the buffer first when fewer than ``n`` rows are left."""
+        """The next ``n`` rows (``n <= rows``) of the stream of rows: the rest of the buffer, then (if more are
+        needed) the start of a fresh draw. One row per training step, whatever the chunk size."""
         if self.n_sample == 0:
             return tf.zeros((n, 0), tf.int32)
         if n > self.rows:
@@ -79,13 +80,17 @@ class NegativeSampler:
     @tf.function
     def _take(self, n: tf.Tensor) -> tf.Tensor:
         state = self.state
-        if state.pointer + n > self.rows:
+        start = state.pointer.read_value()
+        head = self.buffer[tf.minimum(start, self.rows) : tf.minimum(start + n, self.rows)]
+        if start + n > self.rows:
             state.refills.assign_add(1)
             self.buffer.assign(self._draw(state.refills))
-            state.pointer.assign(0)
-        start = state.pointer.read_value()
-        block = self.buffer[start : start + n]
-        state.pointer.assign_add(n)
+            rest = n - tf.cast(tf.shape(head)[0], tf.int64)
+            block = tf.concat([head, self.buffer[:rest]], axis=0)
+            state.pointer.assign(rest)
+        else:
+            block = head
+            state.pointer.assign(start + n)
         return block
 
     def sync(self) -> None:

@@ -67,15 +67,15 @@ def check_training_data(data: SessionData, config: Config) -> None:
     """Clear errors for data the trainer cannot use."""
     if data.n_sessions == 0 or data.n_pairs == 0:
         raise ValueError("training data is empty: no session with at least two events")
-    if config.batch_size > data.n_sessions:
-        raise ValueError(
-            f"batch_size {config.batch_size} is larger than the number of training sessions ({data.n_sessions}); "
-            f"use batch_size <= {data.n_sessions}"
-        )
     if config.n_sample == 0 and data.n_sessions < 2:
         raise ValueError(
             "training data has a single session and n_sample=0: the in-batch negatives need at least two sessions; "
             "use n_sample >= 1"
+        )
+    if config.batch_size > data.n_sessions:
+        raise ValueError(
+            f"batch_size {config.batch_size} is larger than the number of training sessions ({data.n_sessions}); "
+            f"use batch_size <= {data.n_sessions}"
         )
 
 
@@ -269,8 +269,8 @@ class Trainer:
             t0 = time.perf_counter()
             hi = min(lo + self.chunk, plan.n_steps)
             n_real = hi - lo
-            samples = self.sampler.take(self.chunk)
-            if n_real < self.chunk and self.n_sample > 0:
+            samples = self.sampler.take(n_real)  # one row per real step: chunking does not change the samples
+            if n_real < self.chunk:
                 samples = tf.gather(samples, np.minimum(np.arange(self.chunk), n_real - 1))
             sl = slice(lo, lo + self.chunk)
             state, chunk_losses = self.run_chunk(

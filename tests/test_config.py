@@ -1,0 +1,111 @@
+"""Config: official names, presets, seed aliases, validation, JSON round trip."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from gru4rec.config import FIELD_NAMES, PRESETS, Config
+
+
+def test_official_preset_is_the_rsc15_best_param_file():
+    cfg = Config.preset("official")
+    assert cfg.loss == "cross-entropy" and cfg.constrained_embedding and cfg.embedding == 0
+    assert cfg.final_act == "softmax" and cfg.layers == (100,) and cfg.n_epochs == 10 and cfg.batch_size == 32
+    assert (cfg.dropout_p_embed, cfg.dropout_p_hidden) == (0.0, 0.4)
+    assert (cfg.learning_rate, cfg.momentum) == (0.2, 0.2)
+    assert (cfg.n_sample, cfg.sample_alpha, cfg.bpreg, cfg.logq) == (2048, 0.5, 0.0, 1.0)
+    assert cfg.optimizer == "adagrad"
+
+
+def test_seed_preset_is_the_seed_main_defaults():
+    cfg = Config.preset("seed")
+    assert cfg.layers == (100,) and cfg.batch_size == 50 and cfg.n_epochs == 3
+    assert (cfg.optimizer, cfg.learning_rate, cfg.decay) == ("adam", 0.001, 0.96)
+    assert (cfg.decay_steps, cfg.lr_floor) == (10000, 1e-5)
+    assert cfg.loss == "cross-entropy" and cfg.final_activation == "softmax" and cfg.n_sample == 0
+    assert cfg.embedding == 100 and not cfg.constrained_embedding
+    assert cfg.dropout_p_hidden == 0.5 and cfg.log_every == 1000 and not cfg.shuffle
+
+
+def test_defaults_are_valid_and_match_the_official_class():
+    cfg = Config()
+    assert cfg.loss == "cross-entropy" and cfg.batch_size == 64 and cfg.learning_rate == 0.05
+    assert cfg.constrained_embedding and cfg.n_sample == 2048 and cfg.bpreg == 1.0 and cfg.elu_param == 0.5
+    assert (cfg.device, cfg.distribute, cfg.precision) == ("auto", "none", "fp32")
+
+
+@pytest.mark.parametrize(
+    "loss, expected", [("cross-entropy", "softmax"), ("bpr-max", "elu-0.5"), ("bpr", "linear"), ("top1-max", "linear")]
+)
+def test_final_activation_defaults_per_loss(loss, expected):
+    assert Config(loss=loss).final_activation == expected
+
+
+def test_json_round_trip_and_from_dict_strings():
+    cfg = Config.preset("official", layers="100/50", shuffle="true", n_sample="1024", final_act="elu-1")
+    assert cfg.layers == (100, 50) and cfg.shuffle is True and cfg.n_sample == 1024
+    assert Config.from_json(cfg.to_json()) == cfg
+    assert Config.from_dict(cfg.to_dict()) == cfg
+
+
+def test_with_overrides_returns_a_new_config():
+    base = Config.preset("seed")
+    new = base.with_overrides(learning_rate=0.01)
+    assert new.learning_rate == 0.01 and base.learning_rate == 0.001 and new is not base
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        base.learning_rate = 1.0  # type: ignore[misc]
+
+
+def test_seed_aliases():
+    cfg = Config.preset("seed").with_overrides(size=200, layer=2, epoch=5, lr=0.01, dropout=0.3)
+    assert cfg.layers == (200, 200) and cfg.n_epochs == 5 and cfg.learning_rate == 0.01
+    assert cfg.dropout_p_hidden == 0.3
+    assert Config.preset("seed").with_overrides(layer=3).layers == (100, 100, 100)
+    with pytest.raises(ValueError, match="both given"):
+        Config.from_dict({"lr": 0.1, "learning_rate": 0.2})
+
+
+@pytest.mark.parametrize(
+    "values, name",
+    [
+        ({"loss": "hinge"}, "loss"),
+        ({"final_act": "sigmoid"}, "final_act"),
+        ({"loss": "bpr-max", "final_act": "softmax"}, "final_act"),
+        ({"hidden_act": "gelu"}, "hidden_act"),
+        ({"optimizer": "sgd"}, "optimizer"),
+        ({"dropout_p_hidden": 1.0}, "dropout_p_hidden"),
+        ({"dropout_p_embed": -0.1}, "dropout_p_embed"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"n_sample": -1}, "n_sample"),
+        ({"sample_alpha": 1.5}, "sample_alpha"),
+        ({"logq": 2.0}, "logq"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"momentum": 1.0}, "momentum"),
+        ({"decay": 0.0}, "decay"),
+        ({"layers": "100/0"}, "layers"),
+        ({"layers": "a/b"}, "layers"),
+        ({"bptt_steps": 0}, "bptt_steps"),
+        ({"embedding": 10}, "embedding"),  # with constrained_embedding=True
+        ({"optimizer": "adam", "momentum": 0.5}, "momentum"),
+        ({"n_sample": 0, "batch_size": 1}, "batch_size"),
+        ({"n_epochs": "two"}, "n_epochs"),
+    ],
+)
+def test_invalid_values_name_the_hyperparameter(values, name):
+    with pytest.raises(ValueError, match=name):
+        Config.from_dict(values)
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(ValueError) as err:
+        Config.from_dict({"hidden_size": 100})
+    assert "hidden_size" in str(err.value) and "layers" in str(err.value) and "size" in str(err.value)
+    with pytest.raises(ValueError, match="preset"):
+        Config.preset("fastest")
+
+
+def test_presets_only_use_known_names():
+    for values in PRESETS.values():
+        assert set(values) <= set(FIELD_NAMES)

@@ -1,0 +1,134 @@
+"""Every loss and its gradient against a numpy reference written like the official code (invalid lanes removed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gru4rec.losses import final_activation, row_losses
+
+LOSSES = ["cross-entropy", "bpr", "top1", "bpr-max", "top1-max"]
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _act(y, name):
+    if name in ("softmax", "linear"):
+        return y
+    if name == "tanh":
+        return np.tanh(y)
+    if name == "relu":
+        return np.maximum(y, 0)
+    if name.startswith("elu-"):
+        a = float(name[4:])
+        return np.where(y >= 0, y, a * (np.exp(y) - 1))
+    raise ValueError(name)
+
+
+def _softmax_neg(x):  # the official softmax_neg: softmax over the row, the diagonal excluded
+    hm = 1.0 - np.eye(*x.shape)
+    x = x * hm
+    e = np.exp(x - x.max(axis=1, keepdims=True)) * hm
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def reference(scores, valid, loss, act, bpreg=0.0, adjust=None):
+    """Sum over valid lanes, computed as the official Theano code does on a batch without the invalid lanes."""
+    batch = scores.shape[0]
+    keep = np.concatenate([valid, np.ones(scores.shape[1] - batch, bool)])
+    y = scores[valid][:, keep]
+    if adjust is not None:
+        y = y - adjust[keep][None, :]
+    y = _act(y, act)
+    m = int(valid.sum())
+    n_out = y.shape[1]
+    d = np.diag(y[:, :m])[:, None]
+    if loss == "cross-entropy":
+        e = np.exp(y - y.max(axis=1, keepdims=True))
+        p = e / e.sum(axis=1, keepdims=True)
+        return np.sum(-np.log(np.diag(p[:, :m]) + 1e-24))
+    if loss == "bpr":
+        return np.sum(-np.log(_sigmoid(d - y)))
+    if loss == "top1":
+        return np.sum(np.mean(_sigmoid(-d + y) + _sigmoid(y**2), axis=1) - _sigmoid(d[:, 0] ** 2) / n_out)
+    sm = _softmax_neg(y)
+    if loss == "bpr-max":
+        return np.sum(-np.log(np.sum(_sigmoid(d - y) * sm, axis=1) + 1e-24) + bpreg * np.sum(y**2 * sm, axis=1))
+    if loss == "top1-max":
+        return np.sum(np.sum(sm * (_sigmoid(-d + y) + _sigmoid(y**2)), axis=1))
+    raise ValueError(loss)
+
+
+def _case(seed=0, batch=5, n_sample=4):
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(0, 1.5, (batch, batch + n_sample))
+    valid = np.array([True, True, False, True, True])[:batch]
+    adjust = rng.uniform(0, 2, batch + n_sample)
+    return scores, valid, adjust
+
+
+def _tf_sum(scores, valid, loss, act, bpreg=0.0, adjust=None):
+    s = tf.constant(scores)
+    with tf.GradientTape() as tape:
+        tape.watch(s)
+        rows = row_losses(s, tf.constant(valid), loss, act, bpreg, None if adjust is None else tf.constant(adjust))
+        total = tf.reduce_sum(rows)
+    return rows.numpy(), total.numpy(), tape.gradient(total, s).numpy()
+
+
+def _numeric_grad(f, x, eps=1e-6):
+    g = np.zeros_like(x)
+    for idx in np.ndindex(*x.shape):
+        up, down = x.copy(), x.copy()
+        up[idx] += eps
+        down[idx] -= eps
+        g[idx] = (f(up) - f(down)) / (2 * eps)
+    return g
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("use_logq", [False, True])
+def test_loss_and_gradient_match_the_numpy_reference(loss, use_logq):
+    scores, valid, adjust = _case()
+    adjust = adjust if use_logq else None
+    act = {"cross-entropy": "softmax", "bpr-max": "elu-0.5"}.get(loss, "linear")
+    bpreg = 0.7 if loss == "bpr-max" else 0.0
+    rows, total, grad = _tf_sum(scores, valid, loss, act, bpreg, adjust)
+    expected = reference(scores, valid, loss, act, bpreg, adjust)
+    np.testing.assert_allclose(total, expected, rtol=1e-9, atol=1e-9)
+    assert np.all(rows[~valid] == 0)
+    numeric = _numeric_grad(lambda x: reference(x, valid, loss, act, bpreg, adjust), scores)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-7)
+    # an invalid lane's row and column get no gradient: neither positive nor negative
+    assert np.all(grad[~valid] == 0) and np.all(grad[:, : len(valid)][:, ~valid] == 0)
+
+
+@pytest.mark.parametrize("act", ["tanh", "relu", "elu-1", "linear"])
+def test_final_activations_under_ranking_and_cross_entropy(act):
+    scores, valid, _ = _case(seed=3)
+    for loss in ("bpr-max", "top1", "cross-entropy"):
+        _, total, grad = _tf_sum(scores, valid, loss, act, 0.5)
+        np.testing.assert_allclose(total, reference(scores, valid, loss, act, 0.5), rtol=1e-9)
+        numeric = _numeric_grad(lambda x, loss=loss: reference(x, valid, loss, act, 0.5), scores)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-6)
+
+
+def test_cross_entropy_at_uniform_scores_is_log_of_candidates():
+    rows, _, _ = _tf_sum(np.zeros((50, 50)), np.ones(50, bool), "cross-entropy", "softmax")
+    np.testing.assert_allclose(rows, np.log(50), rtol=1e-12)
+
+
+def test_rows_without_negatives_give_zero_not_nan():
+    scores = np.array([[1.0, 2.0], [0.5, -1.0]])
+    rows, _, grad = _tf_sum(scores, np.array([True, False]), "bpr-max", "linear", 1.0)
+    assert np.all(np.isfinite(rows)) and np.all(rows == 0) and np.all(np.isfinite(grad))
+
+
+def test_final_activation_values():
+    x = tf.constant([-2.0, 0.0, 3.0])
+    np.testing.assert_allclose(final_activation(x, "elu-0.5").numpy(), [0.5 * (np.exp(-2) - 1), 0, 3], rtol=1e-6)
+    np.testing.assert_allclose(final_activation(x, "leaky-0.1").numpy(), [-0.2, 0, 3], rtol=1e-6)
+    np.testing.assert_allclose(final_activation(x, "softmax").numpy(), x.numpy())

@@ -1,0 +1,254 @@
+"""Training: the in-graph update equals plain autodiff, chunking does not change the numbers, the model learns,
+resume ends where an uninterrupted run ends, NaN and bad input give clear errors, the run folder is complete."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from gru4rec.baselines import make_baseline
+from gru4rec.config import Config
+from gru4rec.evaluate import GRU4RecScorer, evaluate
+from gru4rec.io import read_sessions
+from gru4rec.logs import parse_log
+from gru4rec.losses import row_losses
+from gru4rec.runs import checkpoint_epochs, load_run
+from gru4rec.session_data import SessionData
+from gru4rec.train import Callback, Trainer, TrainingError, plan_epoch, train
+
+TINY = Path(__file__).resolve().parents[1] / "data" / "tiny"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    train_data = SessionData.from_frame(read_sessions(TINY / "rsc15_train_full.txt"))
+    test_data = SessionData.from_frame(read_sessions(TINY / "rsc15_test.txt"), item_map=train_data.item_map)
+    return train_data, test_data
+
+
+def _random_data(n_sessions=40, n_items=25, seed=0):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(2, 7, n_sessions)
+    frame = pd.DataFrame(
+        {
+            "SessionId": np.repeat(np.arange(n_sessions), lengths),
+            "ItemId": rng.integers(0, n_items, lengths.sum()),
+            "Time": np.arange(lengths.sum(), dtype=float),
+        }
+    )
+    return SessionData.from_frame(frame)
+
+
+def _weights(model):
+    return [v.numpy() for v in model.trainable_variables]
+
+
+# ------------------------------------------------------------------------------------------------ the update itself
+def _reference_update(trainer, x, y, r, v, smp, state):
+    """One window by plain autodiff over the variables, applied through the optimizer's generic (coalescing) path."""
+    cfg, model = trainer.config, trainer.model
+    k = x.shape[0]
+    with tf.GradientTape() as tape:
+        h = state
+        total = 0.0
+        for i in range(k):
+            h = [tf.where(r[i][:, None], tf.zeros_like(s), s) for s in h]
+            hidden, h = model.step(x[i], h)
+            cols = tf.concat([y[i], smp[i]], 0)
+            scores = model.score_items(hidden, cols)
+            adjust = None
+            if trainer.logq_table is not None:
+                adjust = tf.concat([tf.gather(trainer.logq_table, y[i]),
+                                    cfg.sample_alpha * tf.gather(trainer.logq_table, smp[i])], 0)  # fmt: skip
+            total += tf.reduce_sum(row_losses(scores, v[i], cfg.loss, cfg.final_activation, cfg.bpreg, adjust))
+        n_real = max(int(np.any(v.numpy(), axis=1).sum()), 1)
+        loss = total / (cfg.batch_size * (1 if k == 1 else n_real))
+    grads = tape.gradient(loss, trainer.variables)
+    trainer.optimizer.apply(grads)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(constrained_embedding=True, logq=1.0, n_sample=6, momentum=0.3),
+        dict(constrained_embedding=False, embedding=5, n_sample=4, loss="bpr-max", bpreg=0.5),
+        dict(constrained_embedding=False, embedding=0, n_sample=0, loss="top1-max", layers=(6, 5)),
+        dict(constrained_embedding=True, n_sample=5, bptt_steps=3, optimizer="adam", loss="top1"),
+        dict(constrained_embedding=False, embedding=4, n_sample=0, bptt_steps=2, loss="bpr"),
+    ],
+)
+def test_in_graph_window_equals_plain_autodiff(overrides):
+    cfg = Config.from_dict({"layers": (6,), "batch_size": 4, "learning_rate": 0.1, "chunk_steps": 6, **overrides})
+    k = cfg.bptt_steps
+    rng = np.random.default_rng(1)
+    counts = rng.integers(1, 20, 15)
+    a, b = Trainer(cfg, 15, counts), Trainer(cfg, 15, counts)
+    x = tf.constant(rng.integers(0, 15, (k, 4)), tf.int32)
+    y = tf.constant(rng.integers(0, 15, (k, 4)), tf.int32)
+    r = tf.constant(rng.random((k, 4)) < 0.3)
+    valid = np.ones((k, 4), bool)
+    valid[:, 2] = False  # an invalid lane: its target is no positive and no negative
+    x = tf.where(valid, x, x[:, :1])  # as plan_epoch does: invalid lanes reuse a valid lane's items
+    y = tf.where(valid, y, y[:, :1])
+    v = tf.constant(valid)
+    smp = tf.constant(rng.integers(0, 15, (k, cfg.n_sample)), tf.int32)
+    state = [tf.constant(rng.normal(size=(4, n)), tf.float32) for n in cfg.layers]
+    new_state, _ = a._window(x, y, r, v, smp, state)
+    _reference_update(b, x, y, r, v, smp, state)
+    for got, expected in zip(_weights(a.model), _weights(b.model)):
+        np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-6)
+    for slots_a, slots_b in zip(a.optimizer.slots, b.optimizer.slots):
+        for name in slots_a:
+            np.testing.assert_allclose(slots_a[name].numpy(), slots_b[name].numpy(), rtol=2e-5, atol=2e-6)
+
+
+def test_plan_epoch_masks_fills_and_pads():
+    data = _random_data(n_sessions=30)
+    cfg = Config(batch_size=8, n_sample=3, layers=(4,))
+    plan = plan_epoch(data, cfg, epoch=0, chunk=16)
+    assert plan.inputs.shape[0] % 16 == 0 and plan.n_events == data.n_pairs
+    assert not plan.valid[plan.n_steps :].any()
+    for t in range(plan.n_steps):  # invalid lanes only carry items that valid lanes of the step carry
+        ok = plan.valid[t]
+        assert set(plan.inputs[t, ~ok]) <= set(plan.inputs[t, ok])
+        assert set(plan.targets[t, ~ok]) <= set(plan.targets[t, ok])
+    in_batch_only = plan_epoch(data, cfg.with_overrides(n_sample=0), epoch=0, chunk=16)
+    assert in_batch_only.valid[: in_batch_only.n_steps].sum(axis=1).min() >= 2  # stops where < 2 lanes are left
+
+
+def test_chunk_size_does_not_change_the_numbers(tmp_path):
+    data = _random_data()
+    base = dict(layers=(6,), batch_size=5, n_sample=4, n_epochs=2, dropout_p_hidden=0.3, momentum=0.2, log_every=7)
+    a = train(Config.from_dict({**base, "chunk_steps": 3}), data, tmp_path / "a", progress=False)
+    b = train(Config.from_dict({**base, "chunk_steps": 64}), data, tmp_path / "b", progress=False)
+    for wa, wb in zip(_weights(a.model), _weights(b.model)):
+        np.testing.assert_array_equal(wa, wb)
+    assert a.epoch_losses == b.epoch_losses
+
+
+# ------------------------------------------------------------------------------------------------ learning
+def _recall20(model, data):
+    return evaluate(GRU4RecScorer(model, output="numpy"), data, cutoffs=(20,))["recall@20"]
+
+
+@pytest.mark.parametrize("bptt_steps", [1, 4])
+def test_learns_on_tiny_and_beats_popularity(tiny, tmp_path, bptt_steps):
+    train_data, test_data = tiny
+    cfg = Config.preset("seed", n_epochs=3, learning_rate=0.005, dropout_p_hidden=0.1, bptt_steps=bptt_steps,
+                        log_every=20, chunk_steps=32)  # fmt: skip
+    result = train(cfg, train_data, tmp_path / "run", valid_data=test_data, progress=False)
+    losses = result.epoch_losses
+    assert losses[0] > losses[1] > losses[2] and losses[2] < losses[0] - 0.3, losses
+    pop = evaluate(make_baseline("pop", train_data), test_data, cutoffs=(20,))["recall@20"]
+    recall = _recall20(result.model, test_data)
+    assert recall > pop + 0.1, (recall, pop)
+    assert result.history[-1]["valid_recall@20"] == pytest.approx(recall)
+
+
+# ------------------------------------------------------------------------------------------------ run folder, resume
+def test_run_folder_resume_and_load(tiny, tmp_path):
+    train_data, _ = tiny
+    cfg = Config.preset("official", n_epochs=3, n_sample=32, batch_size=16, log_every=25, chunk_steps=32)
+    full = train(cfg, train_data, tmp_path / "full", progress=False)
+    first = train(cfg.with_overrides(n_epochs=1), train_data, tmp_path / "cut", progress=False)
+    assert first.epochs_done == 1
+    resumed = train(cfg, train_data, tmp_path / "cut", resume=True, progress=False)
+    assert resumed.epochs_done == 3 and resumed.steps == full.steps and resumed.updates == full.updates
+    for wa, wb in zip(_weights(full.model), _weights(resumed.model)):
+        np.testing.assert_array_equal(wa, wb)
+    assert resumed.epoch_losses == full.epoch_losses[1:]
+
+    run = tmp_path / "cut"
+    for name in ("config.json", "items.tsv", "item_support.npy", "train.log", "train.jsonl"):
+        assert (run / name).exists(), name
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    meta = json.loads((run / "config.json").read_text())
+    assert meta["n_items"] == train_data.n_items and "CPU" in meta["device"]["ran_on"].upper()
+    assert meta["versions"]["tensorflow"] == tf.__version__
+    log = parse_log((run / "train.log").read_text())
+    assert log["step"].iloc[0] == 1 and (log["step"].iloc[1:] % 25 == 0).all()
+    assert log["epoch"].max() == 2 and log["step"].is_monotonic_increasing
+    records = [json.loads(line) for line in (run / "train.jsonl").read_text().splitlines()]
+    assert [r["epochs_done"] for r in records if r["kind"] == "epoch"] == [1, 2, 3]
+    full_log = parse_log((tmp_path / "full" / "train.log").read_text())
+    np.testing.assert_allclose(log["loss"], full_log["loss"], rtol=1e-12)
+
+    assert checkpoint_epochs(run) == [1, 2, 3]
+    loaded = load_run(run)
+    assert loaded.epoch == 3 and loaded.config == cfg and len(loaded.item_map) == train_data.n_items
+    for wa, wb in zip(_weights(full.model), _weights(loaded.model)):
+        np.testing.assert_array_equal(wa, wb)
+    assert load_run(run, epoch=1).epoch == 1
+    with pytest.raises(ValueError, match="epoch"):
+        load_run(run, epoch=7)
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(cfg, train_data, run, progress=False)
+    with pytest.raises(ValueError, match="learning_rate"):
+        train(cfg.with_overrides(learning_rate=0.5), train_data, run, resume=True, progress=False)
+
+
+def test_first_logged_loss_is_log_batch_and_callbacks(tiny, tmp_path):
+    train_data, _ = tiny
+    seen = {"log": [], "epoch": [], "end": 0}
+
+    class Recorder(Callback):
+        def on_epoch_end(self, record):
+            seen["epoch"].append(record)
+
+        def on_train_end(self, result):
+            seen["end"] += 1
+
+    cfg = Config.preset("seed", n_epochs=1, dropout_p_hidden=0.0, log_every=50)
+    train(cfg, train_data, tmp_path / "r", callbacks=[seen["log"].append, Recorder()], progress=False)
+    assert seen["log"][0]["step"] == 1 and seen["log"][0]["loss"] == pytest.approx(math.log(50), abs=0.01)
+    assert seen["log"][0]["lr"] == pytest.approx(0.001)
+    assert len(seen["epoch"]) == 1 and seen["end"] == 1
+
+
+# ------------------------------------------------------------------------------------------------ failures
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny, tmp_path):
+    train_data, _ = tiny
+
+    class Poison(Callback):
+        def __init__(self):
+            self.model = None
+
+        def on_epoch_end(self, record):  # after epoch 1's checkpoint: break the weights
+            poisoned.model.Wy.assign(tf.fill(poisoned.model.Wy.shape, np.nan))
+
+    poisoned = Poison()
+    cfg = Config.preset("seed", n_epochs=3, log_every=1000)
+    original = Trainer.__init__
+
+    def capture(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        poisoned.model = self.model
+
+    Trainer.__init__ = capture
+    try:
+        with pytest.raises(TrainingError, match=r"NaN at step \d+ \(epoch 1\).*epoch-1"):
+            train(cfg, train_data, tmp_path / "nan", callbacks=[poisoned], progress=False)
+    finally:
+        Trainer.__init__ = original
+    assert checkpoint_epochs(tmp_path / "nan") == [1]
+    assert np.all(np.isfinite(load_run(tmp_path / "nan").model.Wy.numpy()))
+
+
+def test_bad_training_data(tmp_path):
+    empty = SessionData.from_frame(pd.DataFrame({"SessionId": [1], "ItemId": [5], "Time": [0.0]}))
+    with pytest.raises(ValueError, match="empty"):
+        train(Config(batch_size=2), empty, tmp_path / "e", progress=False)
+    data = _random_data(n_sessions=6)
+    with pytest.raises(ValueError, match="batch_size 10 is larger than the number of training sessions \\(6\\)"):
+        train(Config(batch_size=10), data, tmp_path / "b", progress=False)
+    single = SessionData.from_frame(pd.DataFrame({"SessionId": [1] * 5, "ItemId": [1, 2, 3, 2, 1], "Time": range(5)}))
+    with pytest.raises(ValueError, match="single session"):
+        train(Config(batch_size=2, n_sample=0), single, tmp_path / "s", progress=False)
+    ok = train(Config(batch_size=1, n_sample=3, layers=(4,), n_epochs=1), single, tmp_path / "one", progress=False)
+    assert ok.steps == 4 and np.isfinite(ok.epoch_losses[0])
