@@ -213,7 +213,7 @@ class Config:
     def preset(cls, name: str, **overrides: Any) -> Config:
         if name not in PRESETS:
             raise ValueError(f"preset: unknown value {name!r}; allowed: {', '.join(PRESETS)}")
-        return cls.from_dict({**PRESETS[name], **overrides})
+        return cls.from_dict(PRESETS[name]).with_overrides(**overrides)
 
 
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Config))

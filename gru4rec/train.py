@@ -120,7 +120,14 @@ class Progress(tf.Module):
 class Trainer:
     """Model + optimizer + sampler + the compiled chunk function. ``train()`` wraps it with the run folder."""
 
-    def __init__(self, config: Config, n_items: int, item_counts: np.ndarray, model: Optional[GRU4RecModel] = None):
+    def __init__(
+        self,
+        config: Config,
+        n_items: int,
+        item_counts: np.ndarray,
+        model: Optional[GRU4RecModel] = None,
+        max_steps_per_epoch: Optional[int] = None,
+    ):
         self.config = config
         self.model = model or GRU4RecModel(n_items, config)
         self.k = config.bptt_steps
@@ -130,8 +137,11 @@ class Trainer:
         self.final_act = config.final_activation
         self.variables = self.model.sparse_variables + self.model.dense_variables
         self.optimizer = make_optimizer(config, self.variables)
+        store = config.sample_store_size
+        if max_steps_per_epoch is not None:  # no need to draw more than one epoch's rows at a time
+            store = min(store, config.n_sample * max(max_steps_per_epoch, self.chunk))
         self.sampler = NegativeSampler(
-            item_counts, config.n_sample, config.sample_alpha, config.seed, config.sample_store_size, self.chunk
+            item_counts, config.n_sample, config.sample_alpha, config.seed, store, min_rows=self.chunk
         )
         self.progress = Progress()
         self.logq_table = None
@@ -422,7 +432,7 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
 
     item_support = train_data.item_counts
-    trainer = Trainer(config, train_data.n_items, item_support)
+    trainer = Trainer(config, train_data.n_items, item_support, max_steps_per_epoch=train_data.n_pairs)
     ckpt = trainer.checkpoint()
     manager = tf.train.CheckpointManager(ckpt, str(ckpt_dir), max_to_keep=None, checkpoint_name="epoch")
     resumed_from = 0

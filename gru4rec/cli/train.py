@@ -1,0 +1,195 @@
+"""``gru4rec train`` (official hyperparameter names) and ``gru4rec seed`` (the seed's ``main.py`` flags)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from gru4rec.cli import CliError
+
+DROPOUT_NOTE = (
+    "note: --dropout is read as the probability of DROPPING a unit; the seed passed it to TensorFlow as a keep "
+    "probability (output_keep_prob). At the default 0.5 both readings are the same."
+)
+
+
+# ------------------------------------------------------------------------------------------------ gru4rec train
+def _config_fields():
+    import dataclasses
+
+    from gru4rec.config import Config
+
+    return list(dataclasses.fields(Config))
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser(
+        "train",
+        help="train GRU4Rec into a run folder (official hyperparameter names)",
+        description="Train GRU4Rec on session data (GRU4Rec TSV: SessionId, ItemId, Time) into a run folder with "
+        "config.json, items.tsv, a checkpoint per epoch, train.log (the seed's format), train.jsonl and "
+        "tensorboard/. Hyperparameters use the official names; --preset gives the starting values.",
+    )
+    train.add_argument("--train", required=True, metavar="PATH", help="training sessions (GRU4Rec TSV)")
+    train.add_argument("--valid", metavar="PATH", help="validation sessions: Recall@20/MRR@20 after every epoch")
+    train.add_argument("--test", metavar="PATH", help="test sessions: metrics.json after training")
+    train.add_argument("--out", required=True, metavar="RUN_DIR", help="the run folder (created)")
+    train.add_argument(
+        "--preset", default="official", choices=("official", "seed"),
+        help="starting values: official = paramfiles/rsc15_xe_shared_100_best.py (default), seed = the seed's main.py",
+    )  # fmt: skip
+    train.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group = train.add_argument_group("hyperparameters (official names; see gru4rec/config.py)")
+    for f in _config_fields():
+        names = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
+        hint = "SIZES (e.g. 100 or 100/100)" if f.name == "layers" else f.type.upper().replace("OPTIONAL[STR]", "STR")
+        group.add_argument(
+            *names, dest=f"hp_{f.name}", metavar=hint, default=None, help=f"default: the preset's, else {f.default!r}"
+        )
+    train.set_defaults(func=run_train)
+
+    seed = subparsers.add_parser(
+        "seed",
+        help="the seed's main.py flags (Ascend ModelZoo GRU4Rec_for_TensorFlow) with its defaults",
+        description="Train or evaluate with exactly the flags and defaults of the seed's main.py. --train 1 trains "
+        "(--epoch epochs) into --checkpoint_dir and prints the seed's log lines; --train 0 evaluates the checkpoint "
+        "of (0-based) epoch --test on --test_data. " + DROPOUT_NOTE,
+    )
+    seed.add_argument("--layer", type=int, default=1, help="number of GRU layers (default 1)")
+    seed.add_argument("--size", type=int, default=100, help="hidden units per layer (default 100)")
+    seed.add_argument("--epoch", type=int, default=3, help="training epochs (default 3)")
+    seed.add_argument("--lr", type=float, default=0.001, help="initial learning rate (default 0.001)")
+    seed.add_argument("--train", type=int, default=1, choices=(0, 1), help="1: train (default), 0: evaluate")
+    seed.add_argument("--hidden_act", default="tanh", choices=("tanh", "relu"), help="GRU activation (tanh)")
+    seed.add_argument("--final_act", default="softmax", help="final activation: softmax, tanh, relu, linear")
+    seed.add_argument("--loss", default="cross-entropy", choices=("cross-entropy", "bpr", "top1"), help="loss")
+    seed.add_argument("--dropout", type=float, default=0.5, help="dropout (a DROP probability here; default 0.5)")
+    seed.add_argument("--data_dir", "--data_path", dest="data_dir", default="data/rsc15/rsc15_train_full.txt",
+                      metavar="PATH", help="training sessions (GRU4Rec TSV)")  # fmt: skip
+    seed.add_argument("--test", type=int, default=2, help="with --train 0: the (0-based) epoch to evaluate (2)")
+    extra = seed.add_argument_group("additions of this kit")
+    extra.add_argument("--batch_size", type=int, default=50, help="mini-batch size (the seed's fixed 50)")
+    extra.add_argument("--checkpoint_dir", default="checkpoint", metavar="DIR",
+                       help="the run folder (the seed's ./checkpoint; a previous run there is replaced)")  # fmt: skip
+    extra.add_argument("--test_data", metavar="PATH",
+                       help="with --train 0: test sessions (default: rsc15_test.txt next to --data_dir)")  # fmt: skip
+    extra.add_argument("--device", default="auto", help="auto, cpu, gpu or npu")
+    seed.set_defaults(func=run_seed)
+
+
+def _read(path: str, what: str, item_map=None):
+    from gru4rec.io import read_sessions
+    from gru4rec.session_data import SessionData
+
+    if not os.path.isfile(path):
+        raise CliError(f"{path}: no such {what} file")
+    return SessionData.from_frame(read_sessions(path), item_map=item_map)
+
+
+def _evaluate_test(run_dir: Path, model, train_data, test_path: str) -> dict:
+    from gru4rec.evaluate import GRU4RecScorer, evaluate, format_table, write_metrics
+
+    test = _read(test_path, "test", item_map=train_data.item_map)
+    scorer = GRU4RecScorer(model, item_map=train_data.item_map, item_support=train_data.item_counts)
+    result = evaluate(scorer, test)
+    write_metrics(result, run_dir / "metrics.json", model=str(run_dir), test=test_path)
+    print(format_table(result))
+    return result
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from gru4rec.config import Config
+    from gru4rec.train import train
+
+    overrides = {
+        name[3:]: value for name, value in vars(args).items() if name.startswith("hp_") and value is not None
+    }
+    config = Config.preset(args.preset, **overrides)
+    train_data = _read(args.train, "training")
+    valid = _read(args.valid, "validation", item_map=train_data.item_map) if args.valid else None
+    if args.test and not os.path.isfile(args.test):
+        raise CliError(f"{args.test}: no such test file")
+    print(f"training on {train_data.n_events} events, {train_data.n_sessions} sessions, {train_data.n_items} items")
+    result = train(config, train_data, args.out, valid_data=valid, resume=args.resume, progress=not args.no_progress)
+    losses = ", ".join(f"{x:.4f}" for x in result.epoch_losses)
+    print(f"done: {result.epochs_done} epochs, {result.steps} steps, {result.events_per_s:,.0f} events/s on "
+          f"{result.device or 'the default device'}; epoch losses: {losses}")  # fmt: skip
+    print(f"run folder: {result.run_dir}")
+    if args.test:
+        _evaluate_test(Path(args.out), result.model, train_data, args.test)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ gru4rec seed
+def seed_config(args: argparse.Namespace):
+    """The Config of a ``gru4rec seed`` command line, with notes on how seed values were read."""
+    from gru4rec.config import Config
+
+    notes = [DROPOUT_NOTE]
+    final_act = args.final_act
+    if args.loss == "cross-entropy":
+        if final_act not in ("softmax", "tanh"):
+            notes.append(f"note: the seed uses a softmax with cross-entropy; --final_act {final_act} -> softmax")
+            final_act = "softmax"
+    elif final_act not in ("linear", "relu", "tanh"):
+        notes.append(f"note: the seed maps --final_act {final_act} with loss {args.loss} to tanh")
+        final_act = "tanh"
+    config = Config.preset(
+        "seed",
+        layer=args.layer,
+        size=args.size,
+        epoch=args.epoch,
+        lr=args.lr,
+        hidden_act=args.hidden_act,
+        final_act=final_act,
+        loss=args.loss,
+        dropout=args.dropout,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+    return config, notes
+
+
+def _print_record(record: dict) -> None:
+    from gru4rec.logs import format_record
+
+    sys.stdout.write(format_record(record["epoch"], record["step"], record["lr"], record["loss"], record["step_time"]))
+    sys.stdout.flush()
+
+
+def run_seed(args: argparse.Namespace) -> int:
+    from gru4rec.train import train
+
+    config, notes = seed_config(args)
+    for note in notes:
+        print(note, file=sys.stderr)
+    run_dir = Path(args.checkpoint_dir)
+    if args.train == 1:
+        train_data = _read(args.data_dir, "training")
+        if (run_dir / "config.json").exists() and (run_dir / "checkpoints").is_dir():
+            print(f"replacing the previous run in {run_dir} (the seed overwrote its checkpoints too)", file=sys.stderr)
+            shutil.rmtree(run_dir)
+        result = train(config, train_data, run_dir, callbacks=[_print_record], progress=False)
+        print(f"trained {result.epochs_done} epochs ({result.steps} steps, {result.events_per_s:,.0f} events/s); "
+              f"checkpoints in {run_dir / 'checkpoints'}")  # fmt: skip
+        return 0
+    from gru4rec.evaluate import GRU4RecScorer, evaluate
+    from gru4rec.runs import load_run
+
+    if not (run_dir / "config.json").exists():
+        raise CliError(f"{run_dir}: no trained run to evaluate (train first with --train 1)")
+    epoch = args.test + 1  # the seed numbers its checkpoints by 0-based epoch
+    run = load_run(run_dir, epoch=epoch)
+    test_path = args.test_data or str(Path(args.data_dir).with_name("rsc15_test.txt"))
+    test = _read(test_path, "test", item_map=run.item_map)
+    scorer = GRU4RecScorer(run.model, item_map=run.item_map, item_support=run.item_support)
+    seed_counting = evaluate(scorer, test, cutoffs=(20,), tie_mode="seed")
+    honest = evaluate(scorer, test, cutoffs=(20,), tie_mode="conservative")
+    print(f"Recall@20: {seed_counting['recall@20']}\tMRR@20: {seed_counting['mrr@20']}")
+    print(f"(the seed's counting; ties against the model: Recall@20 {honest['recall@20']:.6f}, "
+          f"MRR@20 {honest['mrr@20']:.6f})")  # fmt: skip
+    return 0
