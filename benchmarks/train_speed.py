@@ -1,0 +1,146 @@
+"""Training speed of the in-graph trainer: events/s and ms/step on synthetic data with ~37,500 items.
+
+Configurations (issue 3): the seed's (B=50, H=100, in-batch negatives, cross-entropy, Adam), the official RSC15-best
+(B=32, H=100, n_sample=2048, sample_alpha=0.5, cross-entropy + logQ, shared embedding, Adagrad + momentum), and
+truncated BPTT with 8 and 20 steps (on the seed configuration), with the BPTT/BP time per event.
+
+Timing: the steady state of ``Trainer.run_chunk`` (one ``tf.function`` call per chunk of ``chunk_steps`` steps), after
+one warm-up chunk that traces the function; every configuration is timed ``--repeats`` times over ``--chunks``
+chunks and the best and the median are printed (a shared machine makes single timings noisy; the load average is
+printed too). Events are the valid (input, next item) pairs trained on.
+
+    python benchmarks/train_speed.py [--chunks 6] [--repeats 3] [--only seed official bptt8 bptt20] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+N_ITEMS = 37_500
+
+
+def synthetic_sessions(n_sessions: int = 60_000, n_items: int = N_ITEMS, seed: int = 0):
+    """Sessions of geometric length (mean ~4) over a Zipf-like catalogue of ``n_items`` items."""
+    from gru4rec.session_data import SessionData
+
+    rng = np.random.default_rng(seed)
+    lengths = rng.geometric(1 / 3, n_sessions) + 1
+    popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8
+    items = rng.choice(n_items, size=lengths.sum(), p=popularity / popularity.sum())
+    items[: n_items] = np.arange(n_items)  # every item occurs at least once
+    frame = pd.DataFrame(
+        {"SessionId": np.repeat(np.arange(n_sessions), lengths), "ItemId": items, "Time": np.arange(lengths.sum(), dtype=float)}
+    )
+    return SessionData.from_frame(frame)
+
+
+def configurations():
+    from gru4rec.config import Config
+
+    seed = Config.preset("seed")
+    return {
+        "seed": ("seed config (B=50, in-batch, XE, Adam), BP", seed),
+        "official": ("official RSC15-best (B=32, 2048 neg., logQ, shared emb., Adagrad+mom.), BP", Config.preset("official")),
+        "bptt8": ("seed config, truncated BPTT 8 steps", seed.with_overrides(bptt_steps=8)),
+        "bptt20": ("seed config, truncated BPTT 20 steps", seed.with_overrides(bptt_steps=20)),
+        "official_bptt8": ("official RSC15-best, truncated BPTT 8 steps", Config.preset("official", bptt_steps=8)),
+    }
+
+
+def time_config(config, data, chunks: int, repeats: int) -> dict:
+    import tensorflow as tf
+
+    from gru4rec.train import Trainer, plan_epoch
+
+    trainer = Trainer(config, data.n_items, data.item_counts)
+    plan = plan_epoch(data, config, 0, trainer.chunk)
+    chunk = trainer.chunk
+    needed = (1 + chunks * repeats) * chunk
+    if plan.n_steps < needed:
+        raise SystemExit(f"synthetic data too small: {plan.n_steps} steps < {needed}; lower --chunks/--repeats")
+    state = trainer.model.initial_state(config.batch_size)
+
+    def run(lo):
+        nonlocal state
+        sl = slice(lo, lo + chunk)
+        args = [tf.constant(a[sl]) for a in (plan.inputs, plan.targets, plan.resets, plan.valid)]
+        samples = trainer.sampler.take(chunk)
+        state, losses = trainer.run_chunk(*args, samples, tf.constant(chunk // trainer.k, tf.int32), state)
+        return losses.numpy(), int(plan.valid[sl].sum())
+
+    t0 = time.perf_counter()
+    run(0)
+    trace_s = time.perf_counter() - t0
+    per_step = []
+    per_event = []
+    lo = chunk
+    for _ in range(repeats):
+        events = 0
+        t0 = time.perf_counter()
+        for _ in range(chunks):
+            losses, n = run(lo)
+            events += n
+            lo += chunk
+        seconds = time.perf_counter() - t0
+        per_step.append(seconds / (chunks * chunk))
+        per_event.append(seconds / events)
+    best, median = min(per_step), float(np.median(per_step))
+    return {
+        "ms_per_step_best": 1000 * best,
+        "ms_per_step_median": 1000 * median,
+        "events_per_s_best": 1 / min(per_event),
+        "events_per_s_median": 1 / float(np.median(per_event)),
+        "first_call_s": trace_s,
+        "batch_size": config.batch_size,
+        "n_sample": config.n_sample,
+        "bptt_steps": config.bptt_steps,
+        "chunk_steps": chunk,
+        "device": str(state[0].device),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chunks", type=int, default=6, help="chunks per timed repeat (default 6)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per configuration (default 3)")
+    parser.add_argument("--only", nargs="+", choices=list(configurations()), help="run only these configurations")
+    parser.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    args = parser.parse_args(argv)
+    import tensorflow as tf
+
+    data = synthetic_sessions()
+    print(f"synthetic data: {data.n_events:,} events, {data.n_sessions:,} sessions, {data.n_items:,} items; "
+          f"TensorFlow {tf.__version__}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    results = {}
+    header = f"{'configuration':78s} {'events/s':>10s} {'ms/step':>8s}   (median: events/s, ms/step)"
+    print(header)
+    for name, (label, config) in configurations().items():
+        if args.only and name not in args.only:
+            continue
+        r = time_config(config, data, args.chunks, args.repeats)
+        results[name] = {"label": label, **r}
+        print(f"{label:78s} {r['events_per_s_best']:10,.0f} {r['ms_per_step_best']:8.3f}   "
+              f"({r['events_per_s_median']:,.0f}, {r['ms_per_step_median']:.3f})", flush=True)  # fmt: skip
+    for k in ("bptt8", "bptt20"):
+        if k in results and "seed" in results:
+            ratio = results["seed"]["events_per_s_best"] / results[k]["events_per_s_best"]
+            results[k]["time_per_event_vs_bp"] = ratio
+            print(f"{k}: time per event = {ratio:.2f} x BP")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
