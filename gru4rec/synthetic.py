@@ -199,7 +199,7 @@ def make_process(preset: Preset, rng: np.random.Generator) -> SyntheticProcess:
     # successors: mostly popular items of the same intent, otherwise popular items anywhere
     same = rng.random((n, m)) < preset.successor_same_intent
     within = _sample_intent_items(intent_items, np.repeat(item_intent, m), rng.random(n * m)).reshape(n, m)
-    anywhere = np.searchsorted(_cdf(popularity), rng.random((n, m)), side="right").clip(0, n - 1)
+    anywhere = _AliasSampler(popularity).sample(rng.random((n, m)))
     successors = np.where(same, within, anywhere).astype(np.int64)
     successor_probs = 0.5 ** np.arange(1, m + 1)
     successor_probs /= successor_probs.sum()
@@ -218,33 +218,63 @@ def _cdf(weights: np.ndarray) -> np.ndarray:
     return cdf / cdf[-1]
 
 
+def _alias(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker's alias table (Vose's construction) of a discrete distribution: (threshold, alias), O(1) sampling."""
+    n = len(weights)
+    scaled = np.asarray(weights, dtype=np.float64) * (n / np.sum(weights))
+    threshold = np.ones(n)
+    alias = np.arange(n)
+    small = [i for i in range(n) if scaled[i] < 1.0]
+    large = [i for i in range(n) if scaled[i] >= 1.0]
+    scaled = scaled.tolist()
+    while small and large:
+        s, g = small.pop(), large.pop()
+        threshold[s], alias[s] = scaled[s], g
+        scaled[g] -= 1.0 - scaled[s]
+        (small if scaled[g] < 1.0 else large).append(g)
+    return threshold, alias
+
+
 class _IntentSampler:
-    """Draw items from ``q_z`` for many sessions at once: one sorted table, one ``searchsorted``."""
+    """Draw items from ``q_z`` for many sessions at once with one alias table per intent (O(1) per draw).
+
+    One uniform number per draw: its integer part (after scaling by the intent's size) picks a slot, its fractional
+    part decides between the slot's item and its alias.
+    """
 
     def __init__(self, intent_items: np.ndarray) -> None:
-        k, n = intent_items.shape
-        intent_of = intent_items.argmax(axis=0) if k else np.zeros(n, dtype=np.int64)
-        support = intent_items > 0
-        if np.all(support.sum(axis=0) <= 1):  # disjoint intents (the generator's): a compact table
-            self.order = np.lexsort((np.arange(n), intent_of))
-            weights = intent_items[intent_of[self.order], self.order]
-            group = intent_of[self.order]
-        else:  # general q_k with overlaps: every (intent, item) pair
-            group, self.order = np.nonzero(support)
-            weights = intent_items[group, self.order]
-        totals = np.zeros(k)
-        np.add.at(totals, group, weights)
-        cumulative = np.cumsum(weights)
-        starts = np.searchsorted(group, np.arange(k))
-        before = np.where(starts > 0, cumulative[np.maximum(starts - 1, 0)], 0.0)
-        within = (cumulative - before[group]) / totals[group]
-        self.keys = group + within  # increasing: intent g occupies (g, g + 1]
-        self.last = np.searchsorted(group, np.arange(k), side="right") - 1
+        k = intent_items.shape[0]
+        group, order = np.nonzero(intent_items > 0)  # row-major: grouped by intent
+        self.order = order
+        self.start = np.searchsorted(group, np.arange(k))
+        self.size = np.searchsorted(group, np.arange(k), side="right") - self.start
+        self.threshold = np.ones(len(order))
+        self.alias = np.arange(len(order))
+        for g in range(k):
+            lo, hi = self.start[g], self.start[g] + self.size[g]
+            threshold, alias = _alias(intent_items[g, order[lo:hi]])
+            self.threshold[lo:hi] = threshold
+            self.alias[lo:hi] = alias + lo
 
     def sample(self, intents: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
-        pos = np.searchsorted(self.keys, intents + uniforms, side="right")
-        pos = np.minimum(pos, self.last[intents])  # guard against rounding at the top of a group
+        scaled = uniforms * self.size[intents]
+        slot = np.minimum(scaled.astype(np.int64), self.size[intents] - 1)
+        pos = self.start[intents] + slot
+        pos = np.where(scaled - slot < self.threshold[pos], pos, self.alias[pos])
         return self.order[pos]
+
+
+class _AliasSampler:
+    """O(1) draws from one discrete distribution with one uniform number each."""
+
+    def __init__(self, weights: np.ndarray) -> None:
+        self.n = len(weights)
+        self.threshold, self.alias = _alias(weights)
+
+    def sample(self, uniforms: np.ndarray) -> np.ndarray:
+        scaled = uniforms * self.n
+        slot = np.minimum(scaled.astype(np.int64), self.n - 1)
+        return np.where(scaled - slot < self.threshold[slot], slot, self.alias[slot])
 
 
 def _sample_intent_items(intent_items: np.ndarray, intents: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
@@ -316,12 +346,9 @@ def sample_sessions(
     n_events = int(offsets[-1])
     items = np.empty(n_events, dtype=np.int64)
     sampler = _IntentSampler(process.intent_items)
-    pop_cdf = _cdf(process.popularity)
+    popular = _AliasSampler(process.popularity).sample
     succ_cdf = _cdf(process.successor_probs)
-    n_items = process.n_items
-
-    def popular(u: np.ndarray) -> np.ndarray:
-        return np.minimum(np.searchsorted(pop_cdf, u, side="right"), n_items - 1)
+    n_succ = len(succ_cdf)
 
     # position 0
     u_comp, u_item = rng.random(n_sessions), rng.random(n_sessions)
@@ -334,15 +361,18 @@ def sample_sessions(
     for t in range(1, int(lengths.max()) if n_sessions else 0):
         active = by_length[: np.searchsorted(-sorted_lengths, -t, side="left")]
         base = offsets[active]
-        prev = items[base + t - 1]
         u_comp, u_item = rng.random(len(active)), rng.random(len(active))
         component = np.searchsorted(bounds, u_comp, side="right")  # 0 intent, 1 transition, 2 repeat, 3 popular
-        chosen = sampler.sample(intents[active], u_item)
-        succ = process.successors[prev, np.minimum(np.searchsorted(succ_cdf, u_item, side="right"), len(succ_cdf) - 1)]
-        chosen = np.where(component == 1, succ, chosen)
-        repeat = items[base + np.minimum((u_item * t).astype(np.int64), t - 1)]
-        chosen = np.where(component == 2, repeat, chosen)
-        chosen = np.where(component == 3, popular(u_item), chosen)
+        chosen = np.empty(len(active), dtype=np.int64)
+        rows = np.flatnonzero(component == 0)
+        chosen[rows] = sampler.sample(intents[active[rows]], u_item[rows])
+        rows = np.flatnonzero(component == 1)
+        which = np.minimum(np.searchsorted(succ_cdf, u_item[rows], side="right"), n_succ - 1)
+        chosen[rows] = process.successors[items[base[rows] + t - 1], which]
+        rows = np.flatnonzero(component == 2)
+        chosen[rows] = items[base[rows] + np.minimum((u_item[rows] * t).astype(np.int64), t - 1)]
+        rows = np.flatnonzero(component == 3)
+        chosen[rows] = popular(u_item[rows])
         items[base + t] = chosen
 
     # time: session starts with a daily rhythm, then log-normal gaps (median ~40 s)
@@ -356,16 +386,15 @@ def sample_sessions(
     within = np.cumsum(gaps)
     within -= np.repeat(within[offsets[:-1]], lengths)
     order = np.argsort(start, kind="stable")  # SessionIds in order of the start time
-    session_id = np.empty(n_sessions, dtype=np.int64)
-    session_id[order] = np.arange(1, n_sessions + 1)
     times = START_TIME + np.repeat(start, lengths) + within
     times = np.round(times * 1000.0) / 1000.0  # millisecond resolution, as in yoochoose
-    # rows in SessionId order (as in yoochoose-clicks.dat), each session's clicks in time order
-    row_session = np.repeat(session_id, lengths)
-    event_order = np.argsort(row_session, kind="stable")
+    # rows in SessionId order (as in yoochoose-clicks.dat), each session's clicks in time order: move whole blocks
+    new_lengths = lengths[order]
+    new_starts = np.concatenate([[0], np.cumsum(new_lengths)[:-1]]).astype(np.int64)
+    event_order = np.arange(n_events, dtype=np.int64) + np.repeat(offsets[:-1][order] - new_starts, new_lengths)
     frame = pd.DataFrame(
         {
-            SESSION_KEY: row_session[event_order],
+            SESSION_KEY: np.repeat(np.arange(1, n_sessions + 1, dtype=np.int64), new_lengths),
             ITEM_KEY: process.item_ids[items[event_order]],
             TIME_KEY: times[event_order],
         }
@@ -392,8 +421,9 @@ class OracleScorer:
 
     Scores are the exact predictive probabilities ``P(next = j | session so far)`` of the items of ``item_map``
     (the training catalogue, indices as in the ItemMap; catalogue items the process does not know score 0).
-    State per lane: the log posterior over intents, the session length so far, the last item and the click counts
-    of the session (for the repeat component).
+    State per lane: the log posterior over intents, the session length so far, the last item and the session's
+    clicks so far (for the repeat component). Everything is computed in the item map's index space, so a step costs
+    a few passes over ``(batch, n_items)``.
     """
 
     def __init__(self, process: SyntheticProcess, item_map) -> None:
@@ -403,20 +433,34 @@ class OracleScorer:
         order = np.argsort(process.item_ids)
         pos = np.clip(np.searchsorted(process.item_ids[order], ids), 0, process.n_items - 1)
         known = process.item_ids[order][pos] == ids
-        self.gen_index = np.where(known, order[pos], -1)  # item-map index -> process item index (-1 unknown)
+        gen = np.where(known, order[pos], 0)
         self.n_items = len(ids)
-        self._cols = np.maximum(self.gen_index, 0)
         self._known = known
-        self._log_prior = np.log(process.intent_prior)
-        self._first = process.first_intent * process.intent_items + (1 - process.first_intent) * process.popularity
+        self._gen = gen  # item-map index -> process item index (0 where unknown; see _known)
+        gen_to_map = np.full(process.n_items, -1, dtype=np.int64)
+        gen_to_map[gen[known]] = np.flatnonzero(known)
+        self._succ_map = gen_to_map[process.successors]  # (n_process_items, m) successors as map indices or -1
+        p = process
+        self._log_prior = np.log(p.intent_prior)
+        self._first = p.first_intent * p.intent_items + (1 - p.first_intent) * p.popularity[None, :]
+        zero = ~known
+        self._pop = np.where(zero, 0.0, p.w_popular * p.popularity[gen])
+        # disjoint intents (the generator's): q_z(j) is non-zero for one z per item, so the posterior mixture is a
+        # gather instead of a (batch, K) x (K, n_items) product
+        self._disjoint = bool(np.all((p.intent_items > 0).sum(axis=0) <= 1))
+        if self._disjoint:
+            intent_of = p.intent_items.argmax(axis=0)
+            self._item_intent = intent_of[gen]
+            self._item_q = np.where(zero, 0.0, p.w_intent * p.intent_items[intent_of, np.arange(p.n_items)][gen])
+        else:
+            self._intent_matrix = np.where(zero[None, :], 0.0, p.w_intent * p.intent_items[:, gen])
 
     def start(self, batch_size: int) -> dict:
-        p = self.process
         return {
             "log_post": np.tile(self._log_prior, (batch_size, 1)),
             "t": np.zeros(batch_size, dtype=np.int64),
-            "last": np.zeros(batch_size, dtype=np.int64),
-            "counts": np.zeros((batch_size, p.n_items), dtype=np.float64),
+            "last": np.zeros(batch_size, dtype=np.int64),  # process index of the last click
+            "history": np.full((batch_size, 8), -1, dtype=np.int64),  # map indices of the session's clicks
         }
 
     def reset(self, state: dict, mask: np.ndarray) -> dict:
@@ -424,52 +468,48 @@ class OracleScorer:
         state["log_post"][mask] = self._log_prior
         state["t"][mask] = 0
         state["last"][mask] = 0
-        state["counts"][mask] = 0.0
+        state["history"][mask] = -1
         return state
-
-    def _transition(self, last: np.ndarray, items: np.ndarray) -> np.ndarray:
-        hits = self.process.successors[last] == items[:, None]
-        return hits @ self.process.successor_probs
 
     def step(self, state: dict, items: np.ndarray) -> tuple[np.ndarray, dict]:
         p = self.process
-        x = self.gen_index[np.asarray(items, dtype=np.int64)]
-        x = np.maximum(x, 0)
-        lanes = np.arange(len(x))
-        t, last, counts = state["t"], state["last"], state["counts"]
-        # likelihood of the observed click under each intent
-        first = t == 0
-        shared = (
-            p.w_popular * p.popularity[x]
-            + p.w_repeat * counts[lanes, x] / np.maximum(t, 1)
-            + p.w_transition * self._transition(last, x)
-        )
-        lik = np.where(
-            first[:, None],
-            self._first[:, x].T,
-            p.w_intent * p.intent_items[:, x].T + shared[:, None],
-        )
+        items = np.asarray(items, dtype=np.int64)
+        x = self._gen[items]
+        batch = len(x)
+        lanes = np.arange(batch)
+        t, last, history = state["t"], state["last"], state["history"]
+        # likelihood of the observed click under each intent (lanes at t = 0 use the first-click distribution)
+        repeats = (history == items[:, None]).sum(axis=1)
+        transition = (p.successors[last] == x[:, None]) @ p.successor_probs
+        shared = p.w_popular * p.popularity[x] + p.w_repeat * repeats / np.maximum(t, 1) + p.w_transition * transition
+        later = p.w_intent * p.intent_items[:, x].T + shared[:, None]
+        lik = np.where((t == 0)[:, None], self._first[:, x].T, later)
+        lik = np.where(self._known[items][:, None], lik, 1.0)  # an unknown item tells nothing
         log_post = state["log_post"] + np.log(lik)
         log_post -= log_post.max(axis=1, keepdims=True)
-        counts[lanes, x] += 1.0
+        # append the click to the session's history (grow the history when a session gets long)
+        if int(t.max(initial=0)) >= history.shape[1]:
+            history = np.concatenate([history, np.full_like(history, -1)], axis=1)
+        history[lanes, t] = items
         t = t + 1
-        state = {"log_post": log_post, "t": t, "last": x, "counts": counts}
+        state = {"log_post": log_post, "t": t, "last": x, "history": history}
         post = np.exp(log_post)
         post /= post.sum(axis=1, keepdims=True)
-        # predictive distribution of the next click over all process items
-        scores = p.w_intent * (post @ p.intent_items)
-        scores += p.w_popular * p.popularity[None, :]
-        scores += p.w_repeat * counts / t[:, None]
-        m = p.successors.shape[1]
-        np.add.at(
-            scores,
-            (np.repeat(lanes, m), p.successors[x].ravel()),
-            np.tile(p.w_transition * p.successor_probs, len(x)),
-        )
-        out = scores[:, self._cols]
-        if not self._known.all():
-            out[:, ~self._known] = 0.0
-        return out, state
+        # predictive distribution of the next click over the item map
+        if self._disjoint:
+            scores = np.take(post, self._item_intent, axis=1)
+            scores *= self._item_q
+        else:
+            scores = post @ self._intent_matrix
+        scores += self._pop
+        filled = history >= 0
+        rows = np.broadcast_to(lanes[:, None], history.shape)[filled]
+        np.add.at(scores, (rows, history[filled]), (p.w_repeat / t)[rows])
+        succ = self._succ_map[x]  # (batch, m)
+        ok = succ >= 0
+        weights = np.broadcast_to(p.w_transition * p.successor_probs, succ.shape)
+        np.add.at(scores, (np.broadcast_to(lanes[:, None], succ.shape)[ok], succ[ok]), weights[ok])
+        return scores, state
 
 
 def ceiling(
