@@ -25,10 +25,13 @@ CHILD = r"""
 import json, resource, sys, time
 from gru4rec import rsc15
 start = time.perf_counter()
-stats = rsc15.prepare(sys.argv[1], sys.argv[2], progress=lambda m: print("  [prepare] " + m, file=sys.stderr, flush=True))
+say = lambda m: print("  [prepare] " + m, file=sys.stderr, flush=True)
+stats = rsc15.prepare(sys.argv[1], sys.argv[2], progress=say)
 seconds = time.perf_counter() - start
+usage = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"seconds": seconds, "phases": stats["seconds"], "funnel": stats["funnel"],
-                  "files": stats["files"], "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "files": stats["files"], "maxrss_kib": usage.ru_maxrss, "cpu_phases": stats["cpu_seconds"],
+                  "cpu": usage.ru_utime + usage.ru_stime}))
 """
 
 GENERATE = r"""
@@ -38,8 +41,8 @@ start = time.perf_counter()
 synth = synthetic.generate(sys.argv[1], int(sys.argv[2]))
 made = time.perf_counter()
 synth.write(sys.argv[3])
-print(f"  generated {len(synth.clicks):,} clicks in {made - start:.1f} s, written in {time.perf_counter() - made:.1f} s",
-      flush=True)
+written = time.perf_counter() - made
+print(f"  generated {len(synth.clicks):,} clicks in {made - start:.1f} s, written in {written:.1f} s", flush=True)
 """
 
 
@@ -74,10 +77,19 @@ def main(argv=None) -> int:
     print(f"[bench] clicks:        {raw:,} ({size / 2**20:,.0f} MiB)")
     print(f"[bench] prepare:       {report['seconds']:.1f} s  ({raw / report['seconds']:,.0f} rows/s)")
     print(f"[bench] process wall:  {wall:.1f} s  (including Python start and imports)")
+    print(f"[bench] CPU time:      {report['cpu']:.1f} s  (user + system; > wall where threads overlap)")
+    with open("/proc/loadavg") if os.path.exists("/proc/loadavg") else open(os.devnull) as handle:
+        load = handle.read().split()[:3]
+    if load:
+        print(f"[bench] load average:  {' '.join(load)} (other processes on the machine slow the wall time)")
     print(f"[bench] peak memory:   {peak_gib:.2f} GiB (ru_maxrss of the preprocessing process)")
     print("[bench] phases (s):    " + ", ".join(f"{k} {v:.1f}" for k, v in report["phases"].items()))
+    print("[bench] phases CPU (s):" + ", ".join(f" {k} {v:.1f}" for k, v in report["cpu_phases"].items()))
     for name, entry in report["files"].items():
-        print(f"[bench]   {name:<12} {entry['events']:>11,} events {entry['sessions']:>10,} sessions {entry['items']:>7,} items")
+        print(
+            f"[bench]   {name:<12} {entry['events']:>11,} events {entry['sessions']:>10,} sessions "
+            f"{entry['items']:>7,} items"
+        )
     targets_met = report["seconds"] <= 20 and peak_gib <= 3
     print(f"[bench] target (<= 20 s, <= 3 GiB): {'met' if targets_met else 'NOT met'} on {os.cpu_count()} cores")
     if not args.keep:
