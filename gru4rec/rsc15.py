@@ -320,7 +320,8 @@ def prepare(
     """Read a yoochoose clicks file, apply the RSC15 rules, write the four TSV files and ``rsc15_stats.json``.
 
     Returns the stats dict (also written, except ``seconds`` and ``cpu_seconds``: wall and CPU time per phase).
-    ``progress`` receives one-line messages for the long steps. ``extra_stats`` are merged into the JSON (e.g. the generator's parameters).
+    ``progress`` receives one-line messages for the long steps. ``extra_stats`` are merged into the JSON (e.g. the
+    generator's parameters).
     """
     say = progress or (lambda message: None)
     out_dir = os.fspath(out_dir)
