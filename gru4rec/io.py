@@ -562,11 +562,14 @@ def write_sessions_arrays(
     items: np.ndarray,
     times: np.ndarray,
     outputs: Sequence[tuple[PathLike, Optional[np.ndarray]]],
+    item_codes: Optional[tuple[np.ndarray, np.ndarray]] = None,
 ) -> None:
     """Write several GRU4Rec TSV files, each a row subset (boolean mask, None = all rows) of the same arrays.
 
     Rows are formatted once per chunk and shared by every file that holds them (``train_full`` and ``train_tr``
     share almost all rows), so writing both costs little more than writing one. Every file is written atomically.
+    ``item_codes`` = (codes, uniques) with ``uniques[codes] == items`` (e.g. from ``pd.factorize``) lets the item
+    column be copied from a per-item table instead of being formatted row by row.
     """
     sessions = np.asarray(sessions, dtype=np.int64)
     items = np.asarray(items, dtype=np.int64)
@@ -581,6 +584,30 @@ def write_sessions_arrays(
             write_sessions(frame, path)
         return
 
+    item_table = None
+    if item_codes is not None:
+        codes, uniques = item_codes
+        table = _digits(np.asarray(uniques, dtype=np.int64))
+        item_table = (np.ascontiguousarray(table).view(np.dtype((np.void, table.shape[1]))).ravel(), codes)
+
+    def item_text(rows: np.ndarray) -> np.ndarray:
+        if item_table is None:
+            return _digits(items[rows])
+        table, codes = item_table
+        return np.take(table, codes[rows]).view(np.uint8).reshape(len(rows), -1)
+
+    def session_text(rows: np.ndarray) -> np.ndarray:
+        values = sessions[rows]
+        if len(values) < 2:
+            return _digits(values)
+        new = np.empty(len(values), dtype=bool)
+        new[0] = True
+        np.not_equal(values[1:], values[:-1], out=new[1:])
+        starts = np.flatnonzero(new)
+        if len(starts) * 2 > len(values):
+            return _digits(values)
+        return np.repeat(_digits(values[starts]), np.diff(np.append(starts, len(values))), axis=0)
+
     def chunk(sl: slice) -> list[bytes]:
         parts = [mask[sl] for mask in masks]
         union = np.logical_or.reduce(parts) if len(parts) > 1 else parts[0]
@@ -589,7 +616,7 @@ def write_sessions_arrays(
         m = len(rows)
         matrix = np.concatenate(
             [
-                _digits(sessions[rows]), _const("\t", m), _digits(items[rows]), _const("\t", m),
+                session_text(rows), _const("\t", m), item_text(rows), _const("\t", m),
                 _digits(secs), np.take(_MILLI_LUT, frac)[:, None].view(np.uint8), _const("\n", m),
             ],
             axis=1,

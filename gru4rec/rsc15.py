@@ -76,6 +76,7 @@ class _Base:
     starts: Optional[np.ndarray] = None  # first row of each session block (contiguous sessions)
     run_lengths: Optional[np.ndarray] = None  # rows of each session block
     scode: Optional[np.ndarray] = None  # int64 session code of each row (sessions not contiguous)
+    item_uniques: Optional[np.ndarray] = None  # ItemId of each item code
 
     def __len__(self) -> int:
         return len(self.sessions)
@@ -151,6 +152,7 @@ def _encode(sessions: np.ndarray, items: np.ndarray, times: np.ndarray) -> _Base
         raise ValueError("Time holds NaN or infinite values")
     icode, item_uniques = pd.factorize(items, sort=False)
     base = _Base(sessions, items, times, icode.astype(np.int64, copy=False), len(item_uniques), 0)
+    base.item_uniques = np.asarray(item_uniques, dtype=np.int64)
     # yoochoose lists each session's clicks together: then sessions are blocks of rows
     if len(sessions) == 0 or bool(np.all(sessions[1:] >= sessions[:-1])):
         new_session = np.empty(len(sessions), dtype=bool)
@@ -342,7 +344,11 @@ def prepare(
     events = sum(stats["files"][name]["events"] for name in FILES)
     say(f"writing {', '.join(FILES.values())} ({events:,} rows)")
     gio.write_sessions_arrays(
-        base.sessions, base.items, base.times, [(os.path.join(out_dir, FILES[name]), masks[name]) for name in FILES]
+        base.sessions,
+        base.items,
+        base.times,
+        [(os.path.join(out_dir, FILES[name]), masks[name]) for name in FILES],
+        item_codes=(base.icode, base.item_uniques),
     )
     seconds["write"] = time.perf_counter() - mark
     cpu["write"] = time.process_time() - cpu_mark
