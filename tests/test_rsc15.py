@@ -164,6 +164,26 @@ def test_split_on_a_frame_matches_prepare_and_exposes_the_funnel(hand_clicks):
     assert set(splits.frames()) == {"train_full", "test", "train_tr", "train_valid"}
 
 
+def test_funnel_branches_are_chains_whose_counts_only_fall(hand_clicks):
+    splits = rsc15.split(gio.read_clicks(hand_clicks))
+    branches = rsc15.funnel_branches(splits.stats)
+    assert set(branches) == {"train", "test", "train_valid"}
+    for name, chain in branches.items():
+        for column in ("events", "sessions", "items"):
+            values = chain[column].tolist()
+            assert values == sorted(values, reverse=True), (name, column, values)
+    train = branches["train"]
+    assert train["step"].iloc[0] == "raw clicks" and train["step"].iloc[-1].startswith("train_tr")
+    assert train["events"].iloc[-1] == len(splits.train_tr)
+    assert branches["test"]["step"].iloc[0] == "sessions shorter than 2 dropped"
+    assert branches["test"]["events"].iloc[-1] == len(splits.test)
+    assert branches["train_valid"]["step"].iloc[0].startswith("train_full")
+    assert branches["train_valid"]["events"].iloc[-1] == len(splits.train_valid)
+    assert len(train) + len(branches["test"]) + len(branches["train_valid"]) == len(splits.funnel) + 2
+    with pytest.raises(ValueError, match="train_full"):
+        rsc15.funnel_branches({"funnel": [{"step": "raw clicks", "events": 1, "sessions": 1, "items": 1}]})
+
+
 def test_shuffled_input_gives_the_same_rows(hand_clicks):
     clicks = gio.read_clicks(hand_clicks)
     shuffled = clicks.sample(frac=1.0, random_state=3).reset_index(drop=True)
