@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 
 from gru4rec.cli import CliError
-
-CLICKS_NAME = "yoochoose-clicks.dat"
+from gru4rec.datasets import CEILING_CUTOFFS as CUTOFFS
+from gru4rec.datasets import CLICKS_NAME
 
 RSC15_HELP = f"""\
 The RSC15 data set (YooChoose clicks) was published by the RecSys Challenge 2015; it cannot be downloaded by this
@@ -19,7 +18,6 @@ Kaggle as "RecSys Challenge 2015"), extract it, and pass the file {CLICKS_NAME} 
   gru4rec prepare rsc15 --clicks data/rsc15/raw/{CLICKS_NAME} --out data/rsc15/prepared
 Without the real data, `gru4rec synth --preset small --out DIR` makes a synthetic stand-in in the same format."""
 
-CUTOFFS = (1, 5, 10, 20)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,71 +89,20 @@ def _print_summary(stats: dict, out_dir: str) -> None:
     _say(f"[prepare] wrote {out_dir}{suffix}")
 
 
-def _plain(value):
-    """JSON-safe copy of an evaluation result (numpy scalars / arrays to Python)."""
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value
-
-
-def compute_ceilings(synth, out_dir: str) -> dict:
-    """Ceiling metrics on the test split (train_full items) and on train_valid (train_tr items)."""
-    from gru4rec import io as gio
-    from gru4rec import rsc15
-    from gru4rec.session_data import ItemMap
-    from gru4rec.synthetic import ceiling
-
-    result = {}
-    for holdout, train in (("test", "train_full"), ("train_valid", "train_tr")):
-        train_df = gio.read_sessions(os.path.join(out_dir, rsc15.FILES[train]))
-        test_df = gio.read_sessions(os.path.join(out_dir, rsc15.FILES[holdout]))
-        item_map = ItemMap.from_ids(train_df["ItemId"].to_numpy())
-        metrics = ceiling(synth.process, test_df, item_map, cutoffs=CUTOFFS)
-        keep = {k: v for k, v in metrics.items() if k.startswith(("recall@", "mrr@")) or k in ("n_events", "tie_mode")}
-        result[holdout] = _plain(keep)
-    return result
-
-
 def run_synth(args: argparse.Namespace) -> int:
-    from gru4rec import rsc15, synthetic
+    from gru4rec.datasets import build_synthetic
 
-    out = args.out
-    os.makedirs(out, exist_ok=True)
     start = time.perf_counter()
-    _say(f"[synth] generating preset {args.preset!r} with seed {args.seed}")
-    synth = synthetic.generate(args.preset, args.seed)
-    clicks_path = os.path.join(out, CLICKS_NAME)
-    _say(f"[synth] writing {len(synth.clicks):,} clicks to {clicks_path}")
-    synth.write(clicks_path)
-    _say(f"[synth] clicks written in {time.perf_counter() - start:.1f} s")
-    if args.no_prepare:
+    stats = build_synthetic(
+        args.preset, args.seed, args.out, prepare=not args.no_prepare, with_ceiling=not args.no_ceiling, progress=_say
+    )
+    if stats is None:
         return 0
-    extra = {"synthetic": {**synth.describe(), "params": synth.params}}
-    del synth.clicks  # the prepared files are read back from disk; free the memory for the big presets
-    stats = rsc15.prepare(clicks_path, out, progress=lambda m: _say(f"[prepare] {m}"), extra_stats=extra)
-    _print_summary(stats, out)
-    if args.no_ceiling:
-        return 0
-    try:
-        import gru4rec.evaluate  # noqa: F401
-    except ImportError as error:  # pragma: no cover - only before evaluate.py exists
-        print(f"[synth] ceiling skipped: gru4rec.evaluate is not available ({error})", file=sys.stderr)
-        return 0
-    _say("[synth] computing the ceiling (Bayes-optimal predictor) on the test and validation splits")
-    ceilings = compute_ceilings(synth, out)
-    rsc15.update_stats(out, ceiling=ceilings)
-    for holdout, metrics in ceilings.items():
+    _print_summary(stats, args.out)
+    for holdout, metrics in stats.get("ceiling", {}).items():
         parts = "  ".join(f"R@{k} {metrics[f'recall@{k}']:.4f} MRR@{k} {metrics[f'mrr@{k}']:.4f}" for k in CUTOFFS)
         _say(f"  ceiling on {holdout}: {parts}")
-    _say(f"[synth] done in {time.perf_counter() - start:.1f} s; stats in {os.path.join(out, rsc15.STATS_FILE)}")
+    _say(f"[synth] done in {time.perf_counter() - start:.1f} s; stats in {os.path.join(args.out, 'rsc15_stats.json')}")
     return 0
 
 
