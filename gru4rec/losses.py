@@ -57,6 +57,15 @@ def _softmax_over(scores: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     return e / tf.maximum(tf.reduce_sum(e, axis=1, keepdims=True), 1e-30)
 
 
+def loss_masks(valid: tf.Tensor, n_sample, dtype=tf.float32) -> tuple:
+    """``(row_mask, col_mask, col_bias)`` for ``valid`` lanes: 1/0 per lane, 1/0 per column (the samples always 1),
+    and 0/-1e9 per column (added to the logits of the cross-entropy). Works on any leading batch dimensions."""
+    row_mask = tf.cast(valid, dtype)
+    ones = tf.ones(tf.concat([tf.shape(row_mask)[:-1], [n_sample]], axis=0), dtype)
+    col_mask = tf.concat([row_mask, ones], axis=-1)
+    return row_mask, col_mask, (col_mask - 1.0) * 1e9
+
+
 def row_losses(
     scores: tf.Tensor,
     valid: tf.Tensor,
@@ -64,25 +73,23 @@ def row_losses(
     final_act: str,
     bpreg: float = 0.0,
     logq_adjust: Optional[tf.Tensor] = None,
+    masks: Optional[tuple] = None,
 ) -> tf.Tensor:
     """Loss of every lane ``(B,)`` (zero for invalid lanes) from raw ``scores (B, B + n_sample)``.
 
-    ``logq_adjust (M,)``: ``logq * log Q(j)`` per column, or None.
+    ``logq_adjust (M,)``: ``logq * log Q(j)`` per column, or None. ``masks``: ``loss_masks(valid, n_sample)``
+    when already computed (the trainer computes them for a whole chunk at once).
     """
     batch = scores.shape[0] if scores.shape[0] is not None else tf.shape(scores)[0]
     n_cols = scores.shape[1] if scores.shape[1] is not None else tf.shape(scores)[1]
-    row_mask = tf.cast(valid, scores.dtype)
+    row_mask, col_mask, col_bias = masks if masks is not None else loss_masks(valid, n_cols - batch, scores.dtype)
     if logq_adjust is not None:
         scores = scores - logq_adjust[tf.newaxis, :]
     scores = final_activation(scores, final_act)
     if loss == "cross-entropy":
         # Fused softmax + cross-entropy (its gradient comes with the forward pass); masked columns get -1e9.
-        col_bias = tf.concat([(row_mask - 1.0) * 1e9, tf.zeros([n_cols - batch], scores.dtype)], axis=0)
-        rows = tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=tf.range(batch), logits=scores + col_bias[tf.newaxis, :]
-        )
+        rows = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.range(batch), logits=scores + col_bias)
         return rows * row_mask
-    col_mask = tf.concat([row_mask, tf.ones([n_cols - batch], scores.dtype)], axis=0)  # (M,)
     target = tf.linalg.diag_part(scores[:, :batch])[:, tf.newaxis]  # (B, 1)
     if loss == "bpr":
         rows = tf.reduce_sum(tf.nn.softplus(scores - target) * col_mask, axis=1)

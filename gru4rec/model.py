@@ -45,7 +45,7 @@ def init_matrix(rng: np.random.Generator, shape: tuple, config: Config) -> np.nd
 def _dropout(x: tf.Tensor, rate: float, seed: tf.Tensor) -> tf.Tensor:
     """Inverted dropout with a stateless RNG: drop with probability ``rate``, scale the kept units by 1/(1-rate)."""
     keep = tf.random.stateless_uniform(tf.shape(x), seed=seed, dtype=x.dtype) >= rate
-    return x * tf.cast(keep, x.dtype) * (1.0 / (1.0 - rate))
+    return x * tf.where(keep, tf.constant(1.0 / (1.0 - rate), x.dtype), tf.constant(0.0, x.dtype))
 
 
 class GRULayer(tf.Module):
@@ -153,9 +153,9 @@ class GRU4RecModel(tf.Module):
         new_state = []
         for i, layer in enumerate(self.gru_layers):
             if i == 0 and self.embedding_mode == "none":
-                vx = x + layer.b
+                vx = tf.nn.bias_add(x, layer.b)
             else:
-                vx = tf.matmul(x, layer.Wx) + layer.b
+                vx = tf.nn.bias_add(tf.matmul(x, layer.Wx), layer.b)
             h = layer.cell(vx, state[i], self._activation)
             if use_dropout and cfg.dropout_p_hidden > 0:
                 h = _dropout(h, cfg.dropout_p_hidden, seed + tf.constant([0, i + 1], seed.dtype))

@@ -78,14 +78,23 @@ class RowSparseOptimizer(tf.Module):
         """``max(lr_floor, learning_rate * decay ** floor(step / decay_steps))`` at ``step`` (default: now)."""
         step = self.step if step is None else step
         if self.decay == 1.0:
-            return tf.constant(self.learning_rate_base, tf.float32)
+            return tf.fill(tf.shape(step), tf.constant(self.learning_rate_base, tf.float32))
         exponent = tf.math.floordiv(tf.cast(step, tf.int64), self.decay_steps)
         lr = self.learning_rate_base * tf.pow(tf.constant(self.decay, tf.float32), tf.cast(exponent, tf.float32))
         return tf.maximum(tf.constant(self.lr_floor, tf.float32), lr)
 
-    def apply(self, grads: Sequence[Grad]) -> tf.Tensor:
-        """Apply one update with ``grads`` (one per variable, in the constructor's order); returns the lr used."""
-        lr = self.learning_rate()
+    def hyperparameters(self, steps: tf.Tensor) -> tf.Tensor:
+        """Per-update scalars for updates number ``steps`` (int64 vector): ``(len(steps), n)`` float32, column 0 the
+        learning rate. A trainer can compute them for a whole chunk of updates at once, outside its step loop."""
+        return self.learning_rate(steps)[:, tf.newaxis]
+
+    def apply(self, grads: Sequence[Grad], hyper: Optional[tf.Tensor] = None) -> tf.Tensor:
+        """Apply one update with ``grads`` (one per variable, in the constructor's order); returns the lr used.
+
+        ``hyper``: this update's row of :meth:`hyperparameters` (computed here when None)."""
+        if hyper is None:
+            hyper = self.hyperparameters(tf.reshape(self.step, [1]))[0]
+        lr = hyper[0]
         prepared = []
         for grad in grads:
             if isinstance(grad, tf.IndexedSlices):
@@ -100,7 +109,7 @@ class RowSparseOptimizer(tf.Module):
                 RowGrad(g.indices, g.values * scale, g.rows) if isinstance(g, RowGrad) else g * scale
                 for g in prepared
             ]
-        self._prepare(lr)
+        self._prepare(hyper)
         for var, slots, grad in zip(self.variables_, self.slots, prepared):
             if grad is None:
                 continue
@@ -112,8 +121,8 @@ class RowSparseOptimizer(tf.Module):
         self.step.assign_add(1)
         return lr
 
-    def _prepare(self, lr) -> None:
-        """Per-update values shared by all variables (computed once per update)."""
+    def _prepare(self, hyper) -> None:
+        """Unpack this update's hyperparameters for the per-variable updates."""
         return None
 
     def _apply_dense(self, var, slots, grad, lr):  # pragma: no cover - abstract
@@ -168,10 +177,16 @@ class Adam(RowSparseOptimizer):
         self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
         super().__init__(config, variables, name="adam")
 
-    def _prepare(self, lr) -> None:
-        t = tf.cast(self.step + 1, tf.float32)
-        self._b1_power, self._b2_power = tf.pow(self.beta1, t), tf.pow(self.beta2, t)
-        self._lr_t = lr * tf.sqrt(1.0 - self._b2_power) / (1.0 - self._b1_power)
+    def hyperparameters(self, steps: tf.Tensor) -> tf.Tensor:
+        """Columns: lr, the bias-corrected ``lr_t``, ``beta1 ** t``, ``beta2 ** t`` with ``t = step + 1``."""
+        lr = self.learning_rate(steps)
+        t = tf.cast(steps + 1, tf.float32)
+        b1_power, b2_power = tf.pow(self.beta1, t), tf.pow(self.beta2, t)
+        lr_t = lr * tf.sqrt(1.0 - b2_power) / (1.0 - b1_power)
+        return tf.stack([lr, lr_t, b1_power, b2_power], axis=1)
+
+    def _prepare(self, hyper) -> None:
+        self._lr_t, self._b1_power, self._b2_power = hyper[1], hyper[2], hyper[3]
 
     def _apply_dense(self, var, slots, grad, lr):
         b1_power, b2_power = self._b1_power, self._b2_power

@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from gru4rec.batching import epoch_batches
 from gru4rec.config import Config
-from gru4rec.losses import row_losses
+from gru4rec.losses import loss_masks, row_losses
 from gru4rec.model import GRU4RecModel
 from gru4rec.optim import RowGrad, make_optimizer
 from gru4rec.sampling import NegativeSampler
@@ -157,8 +157,10 @@ class Trainer:
         )
 
     # -------------------------------------------------------------------------------------------- in-graph
-    def _window(self, x, y, r, v, smp, state):
-        """One update over a window of k steps: x, y, r, v (k, B); smp (k, n_sample).
+    def _window(self, x, y, keep, masks, smp, seeds, hyper, state):
+        """One update over a window of k steps: x, y (k, B) items; keep (k, B, 1) 0 where a lane starts a session;
+        masks: row_mask (k, B), col_mask and col_bias (k, M); smp (k, n_sample); seeds (k, 2); hyper: this update's
+        optimizer scalars. Returns the new state and the k steps' loss sums.
 
         The item rows a window touches are gathered once, by unique index (``tf.unique`` keeps first-occurrence
         order, so with the targets first, the first ``n_out`` unique rows are the output candidates). Their gradients
@@ -168,20 +170,22 @@ class Trainer:
         cfg, model = self.config, self.model
         k, batch = self.k, self.batch
         n_cols = batch + self.n_sample
-        step0 = self.optimizer.step.read_value()
+        row_mask, col_mask, col_bias = masks
         ycols = tf.concat([y, smp], axis=1)  # (k, M)
         flat_y = tf.reshape(ycols, [-1])
         flat_x = tf.reshape(x, [-1])
         shared = model.embedding_mode == "shared"
         if shared:
+            # One table of unique rows serves as input embeddings and output weights; the bias is gathered for all
+            # of them (no dynamic slice: its gradient is slow), but only the output rows' part is updated.
             uniq, seg = tf.unique(tf.concat([flat_y, flat_x], axis=0))
             n_out = tf.reduce_max(seg[: k * n_cols]) + 1
             seg_y = tf.reshape(seg[: k * n_cols], [k, n_cols])
             seg_x = tf.reshape(seg[k * n_cols :], [k, batch])
             table = tf.gather(model.Wy, uniq)
-            out_idx = uniq[:n_out]
-            bias = tf.gather(model.By, out_idx)
+            bias = tf.gather(model.By, uniq)
             sources = [table, bias]
+            in_table = out_table = table
         else:
             out_idx, seg_y = tf.unique(flat_y)
             in_idx, seg_x = tf.unique(flat_x)
@@ -199,41 +203,36 @@ class Trainer:
         dense = model.dense_variables
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(sources + dense)
-            if shared:
-                in_table = table
-                out_table = table[:n_out]
             h = list(state)
             total = 0.0
-            logged = []
+            sums = []
             for i in range(k):
-                reset = r[i][:, tf.newaxis]
-                h = [tf.where(reset, tf.zeros_like(hl), hl) for hl in h]
-                counter = (step0 * k + i) * self._seed_stride
-                seed = tf.stack([tf.constant(cfg.seed, tf.int64), counter])
+                h = [hl * keep[i] for hl in h]
                 x_rows = tf.gather(in_table, seg_x[i])
-                hidden, h = model.stack(x_rows, h, training=True, seed=seed)
+                hidden, h = model.stack(x_rows, h, training=True, seed=seeds[i])
                 if k == 1:
-                    unique_scores = tf.matmul(hidden, out_table, transpose_b=True) + bias[tf.newaxis, :]
+                    unique_scores = tf.nn.bias_add(tf.matmul(hidden, out_table, transpose_b=True), bias)
                     scores = tf.gather(unique_scores, seg_y[i], axis=1)
                 else:
                     rows_i = tf.gather(out_table, seg_y[i])
-                    scores = tf.matmul(hidden, rows_i, transpose_b=True) + tf.gather(bias, seg_y[i])[tf.newaxis, :]
+                    scores = tf.nn.bias_add(tf.matmul(hidden, rows_i, transpose_b=True), tf.gather(bias, seg_y[i]))
                 lanes = row_losses(
-                    scores, v[i], cfg.loss, self.final_act, cfg.bpreg, None if adjust is None else adjust[i]
-                )
+                    scores, None, cfg.loss, self.final_act, cfg.bpreg, None if adjust is None else adjust[i],
+                    masks=(row_mask[i], col_mask[i], col_bias[i]),
+                )  # fmt: skip
                 step_sum = tf.reduce_sum(lanes)
                 total = total + step_sum
-                logged.append(step_sum / tf.maximum(tf.reduce_sum(tf.cast(v[i], tf.float32)), 1.0))
+                sums.append(step_sum)
             if k == 1:
                 loss = total / batch
             else:
-                n_real = tf.reduce_sum(tf.cast(tf.reduce_any(v, axis=1), tf.float32))
+                n_real = tf.reduce_sum(tf.reduce_max(row_mask, axis=1))
                 loss = total / (batch * tf.maximum(n_real, 1.0))
         grads = tape.gradient(loss, sources + dense)
         # Gradients of gathered tables arrive as IndexedSlices over the unique rows; sum them into (n_unique, d).
         grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
         if shared:
-            sparse = [RowGrad(uniq, grads[0], table), RowGrad(out_idx, grads[1], bias)]
+            sparse = [RowGrad(uniq, grads[0], table), RowGrad(uniq[:n_out], grads[1][:n_out], bias[:n_out])]
             dense_grads = grads[2:]
         else:
             sparse = [
@@ -243,23 +242,56 @@ class Trainer:
             ]
             dense_grads = grads[3:]
         dense_grads = [tf.zeros_like(var) if g is None else g for var, g in zip(dense, dense_grads)]
-        self.optimizer.apply(sparse + list(dense_grads))
-        return [tf.stop_gradient(hl) for hl in h], tf.stack(logged)
+        self.optimizer.apply(sparse + list(dense_grads), hyper=hyper)
+        return h, tf.stack(sums) if k > 1 else tf.reshape(sums[0], [1])
+
+    def update_window(self, x, y, resets, valid, samples, state):
+        """One update on one window of k steps, outside the chunk loop (for tests and notebooks): x, y, resets,
+        valid (k, B); samples (k, n_sample). Returns the new state and the steps' loss sums."""
+        k = self.k
+        updates = tf.reshape(self.optimizer.step.read_value(), [1])
+        hyper = self.optimizer.hyperparameters(updates)[0]
+        counters = (updates * k + tf.range(k, dtype=tf.int64)) * self._seed_stride
+        seeds = tf.stack([tf.fill([k], tf.constant(self.config.seed, tf.int64)), counters], axis=-1)
+        keep = (1.0 - tf.cast(resets, tf.float32))[..., tf.newaxis]
+        masks = loss_masks(valid, self.n_sample)
+        return self._window(x, y, keep, masks, samples, seeds, hyper, state)
+
+    def _chunk_inputs(self, resets, valid):
+        """Per-step tensors computed once per chunk, outside the step loop (fewer ops per step)."""
+        cfg, k, batch = self.config, self.k, self.batch
+        n_win = self.chunk // k
+        step0 = self.optimizer.step.read_value()
+        updates = step0 + tf.range(n_win, dtype=tf.int64)
+        hyper = self.optimizer.hyperparameters(updates)  # (n_win, h)
+        counters = (updates[:, tf.newaxis] * k + tf.range(k, dtype=tf.int64)[tf.newaxis, :]) * self._seed_stride
+        seeds = tf.stack([tf.fill(tf.shape(counters), tf.constant(cfg.seed, tf.int64)), counters], axis=-1)
+        keep = tf.reshape(1.0 - tf.cast(resets, tf.float32), [n_win, k, batch, 1])
+        row_mask, col_mask, col_bias = loss_masks(tf.reshape(valid, [n_win, k, batch]), self.n_sample)
+        return hyper, seeds, keep, (row_mask, col_mask, col_bias)
 
     def _run_chunk(self, inputs, targets, resets, valid, samples, n_windows, state):
-        """Run ``n_windows`` windows of a chunk; inputs... (chunk, B); samples (chunk, n_sample)."""
-        k, batch = self.k, self.batch
+        """Run ``n_windows`` windows of a chunk; inputs... (chunk, B); samples (chunk, n_sample).
+        Returns the state and the loss sum (over valid lanes) of every step run.
+
+        Each window's inputs are packed into one int32 and one float32 tensor per chunk and picked with a single
+        ``gather`` per window (a dynamic slice costs four ops per tensor inside the loop)."""
+        k, batch, n_sample = self.k, self.batch, self.n_sample
+        n_cols = batch + n_sample
         n_win = self.chunk // k
-        inputs = tf.reshape(inputs, [n_win, k, batch])
-        targets = tf.reshape(targets, [n_win, k, batch])
-        resets = tf.reshape(resets, [n_win, k, batch])
-        valid = tf.reshape(valid, [n_win, k, batch])
-        samples = tf.reshape(samples, [n_win, k, self.n_sample])
+        hyper, seeds, keep, (row_mask, col_mask, col_bias) = self._chunk_inputs(resets, valid)
+        items = tf.reshape(tf.concat([inputs, targets, samples], axis=1), [n_win, k, 2 * batch + n_sample])
+        floats = tf.concat([keep[..., 0], row_mask, col_mask, col_bias], axis=-1)  # (n_win, k, 2B + 2M)
         losses = tf.TensorArray(tf.float32, size=n_windows, element_shape=[k])
         state = list(state)
         for w in tf.range(n_windows):
-            state, step_losses = self._window(inputs[w], targets[w], resets[w], valid[w], samples[w], state)
-            losses = losses.write(w, step_losses)
+            x, y, smp = tf.split(tf.gather(items, w), [batch, batch, n_sample], axis=1)
+            keep_w, rows_w, cols_w, bias_w = tf.split(tf.gather(floats, w), [batch, batch, n_cols, n_cols], axis=1)
+            state, step_sums = self._window(
+                x, y, keep_w[..., tf.newaxis], (rows_w, cols_w, bias_w), smp, tf.gather(seeds, w),
+                tf.gather(hyper, w), state,
+            )  # fmt: skip
+            losses = losses.write(w, step_sums)
         return state, tf.reshape(losses.stack(), [-1])
 
     # -------------------------------------------------------------------------------------------- host side
@@ -292,7 +324,8 @@ class Trainer:
                 tf.constant(-(-n_real // self.k), tf.int32),
                 state,
             )
-            chunk_losses = chunk_losses.numpy()[:n_real]
+            n_valid = plan.valid[lo:hi].sum(axis=1)
+            chunk_losses = chunk_losses.numpy()[:n_real] / np.maximum(n_valid, 1)  # mean over the step's lanes
             self.device = state[0].device  # where the chunk's ops ran (TF's placement of its output)
             losses[lo:hi] = chunk_losses
             seconds = time.perf_counter() - t0

@@ -99,7 +99,7 @@ def test_in_graph_window_equals_plain_autodiff(overrides):
     v = tf.constant(valid)
     smp = tf.constant(rng.integers(0, 15, (k, cfg.n_sample)), tf.int32)
     state = [tf.constant(rng.normal(size=(4, n)), tf.float32) for n in cfg.layers]
-    new_state, _ = a._window(x, y, r, v, smp, state)
+    new_state, _ = a.update_window(x, y, r, v, smp, state)
     _reference_update(b, x, y, r, v, smp, state)
     for got, expected in zip(_weights(a.model), _weights(b.model)):
         np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-6)
