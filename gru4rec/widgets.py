@@ -1,0 +1,671 @@
+"""The widget playground of notebook 00: its logic as plain functions, and the ipywidgets UI that wraps them.
+
+The functions do the work and are what the tests and papermill run:
+
+- :class:`Controls` holds the values of the playground's controls; :func:`make_config` turns them into a
+  :class:`gru4rec.config.Config` (the official RSC15 setting of Hidasi's code, with the controls applied);
+- :func:`load_playground_data` loads a data preset once per kernel with its yardsticks: the baselines of
+  :mod:`gru4rec.baselines` and the Bayes ceiling of the synthetic data (:meth:`PresetFiles.ceiling`);
+- :func:`run_experiment` trains one model (:func:`gru4rec.train.train`), evaluates it on the test split
+  (:func:`gru4rec.evaluate.evaluate`) and returns a plain record (Recall@K / MRR@K, losses, events/s, settings);
+  :class:`LossCurve` turns the trainer's log records into the points of the live loss curve;
+- :class:`RunHistory` keeps the records and compares them as a DataFrame; :func:`results_table` puts a run next to
+  the baselines and the ceiling.
+
+:class:`Playground` is the UI: controls, a Train button, a live plotly ``FigureWidget`` of the loss, the results
+table and the history. Its Train handler is a thin wrapper over :func:`run_experiment`.
+
+Why the handler trains synchronously (no thread): messages to the front end (widget and ``FigureWidget`` updates)
+leave the kernel as soon as they are sent, also while the kernel is busy in a button handler. Checked in headless
+Chromium with JupyterLab 4.6 / ipykernel 7.4 / ipywidgets 8.1 / plotly 7.1: the browser test
+(tests/test_browser_playground.py) sees the live trace grow while the run trains (for example 29, then 116, then
+216 points on the tiny preset) and the status line change with each epoch. A thread would only add what a busy kernel
+lacks, handling new widget events during training, at the price of a TensorFlow model trained from a second thread
+and the UI's state changed from two threads. While a run trains, the Train button is disabled, so clicks cannot pile
+up, and the figure is redrawn at most four times a second.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import math
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+
+from gru4rec.config import LOSSES, Config
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+__all__ = [
+    "METHODS",
+    "PLAYGROUND_PRESETS",
+    "BASELINE_LABELS",
+    "CUTOFFS",
+    "Controls",
+    "make_config",
+    "describe_config",
+    "PlaygroundData",
+    "load_playground_data",
+    "LossCurve",
+    "log_every_for",
+    "next_run_dir",
+    "run_experiment",
+    "RunHistory",
+    "results_table",
+    "table_html",
+    "Playground",
+]
+
+METHODS = ("BP", "BPTT")
+PLAYGROUND_PRESETS = ("tiny", "small")  # medium takes minutes to generate and to train: a parameter, not a button
+CUTOFFS = (1, 5, 10, 20)
+K = 20
+BASELINE_LABELS = {"pop": "POP", "spop": "S-POP", "itemknn": "item-kNN", "markov": "Markov"}
+CEILING_LABEL = "ceiling (Bayes-optimal)"
+CURVE_POINTS = 150  # about this many points on a run's loss curve
+CHUNK_STEPS = 64  # steps per tf.function call; the live curve is updated after every chunk
+
+# Settings that go with each loss (everything else is the official RSC15 setting). Cross-entropy keeps the official
+# softmax and logQ correction; the pairwise and "-max" losses use the final activation Config chooses for them
+# (ELU for BPR-max, linear otherwise) without logQ, and BPR-max its score regularisation (bpreg).
+LOSS_SETTINGS: dict[str, dict[str, Any]] = {
+    "cross-entropy": {"final_act": "softmax", "logq": 1.0, "bpreg": 0.0},
+    "bpr-max": {"final_act": None, "logq": 0.0, "bpreg": 1.0},
+    "top1-max": {"final_act": None, "logq": 0.0, "bpreg": 0.0},
+    "bpr": {"final_act": None, "logq": 0.0, "bpreg": 0.0},
+    "top1": {"final_act": None, "logq": 0.0, "bpreg": 0.0},
+}
+LOSS_SHORT = {"cross-entropy": "XE", "bpr-max": "BPR-max", "top1-max": "TOP1-max", "bpr": "BPR", "top1": "TOP1"}
+
+
+# ----------------------------------------------------------------------------------------------- controls -> Config
+@dataclass(frozen=True)
+class Controls:
+    """The values of the playground's controls (the notebook's parameters cell gives the first ones).
+
+    ``method`` is ``"BP"`` (one update per mini-batch step, the 2016 paper) or ``"BPTT"`` (truncated
+    back-propagation through time over windows of ``bptt_steps`` steps; ignored under BP). ``dropout`` is the drop
+    probability of the hidden layer's output (``dropout_p_hidden``).
+    """
+
+    loss: str = "cross-entropy"
+    layer_size: int = 100
+    batch_size: int = 32
+    n_sample: int = 2048
+    sample_alpha: float = 0.5
+    dropout: float = 0.4
+    learning_rate: float = 0.2
+    method: str = "BP"
+    bptt_steps: int = 4
+    n_epochs: int = 3
+    data_preset: str = "small"
+
+    def replace(self, **changes: Any) -> Controls:
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def make_config(controls: Union[Controls, Mapping[str, Any]], **overrides: Any) -> Config:
+    """The training Config for ``controls``: the official RSC15 setting (``Config.preset("official")``: Adagrad
+    with Nesterov momentum 0.2, shared embedding, ...), the loss's companions from :data:`LOSS_SETTINGS`, then the
+    controls, then ``overrides`` (any Config field). Invalid values raise ValueError naming the control."""
+    if isinstance(controls, Mapping):
+        controls = Controls(**controls)
+    if controls.loss not in LOSS_SETTINGS:
+        raise ValueError(f"loss: invalid value {controls.loss!r}; allowed: {', '.join(LOSSES)}")
+    if controls.method not in METHODS:
+        raise ValueError(f"method: invalid value {controls.method!r}; allowed: BP, BPTT")
+    if controls.method == "BPTT" and int(controls.bptt_steps) < 2:
+        raise ValueError(f"bptt_steps: invalid value {controls.bptt_steps!r} for BPTT; allowed: an integer >= 2")
+    values = {
+        **LOSS_SETTINGS[controls.loss],
+        "loss": controls.loss,
+        "layers": (int(controls.layer_size),),
+        "batch_size": int(controls.batch_size),
+        "n_sample": int(controls.n_sample),
+        "sample_alpha": float(controls.sample_alpha),
+        "dropout_p_hidden": float(controls.dropout),
+        "learning_rate": float(controls.learning_rate),
+        "bptt_steps": 1 if controls.method == "BP" else int(controls.bptt_steps),
+        "n_epochs": int(controls.n_epochs),
+        "chunk_steps": CHUNK_STEPS,
+        **overrides,
+    }
+    return Config.preset("official", **values)
+
+
+def describe_config(config: Config) -> str:
+    """A one-line summary of the settings the playground changes, for tables and legends."""
+    layers = "/".join(str(n) for n in config.layers)
+    method = "BP" if config.bptt_steps == 1 else f"BPTT({config.bptt_steps})"
+    negatives = f"{config.n_sample} neg α={config.sample_alpha:g}" if config.n_sample else "in-batch neg"
+    return (
+        f"{LOSS_SHORT.get(config.loss, config.loss)} · {layers} units · batch {config.batch_size} · {negatives} · "
+        f"dropout {config.dropout_p_hidden:g} · lr {config.learning_rate:g} · {method} · {config.n_epochs} ep"
+    )
+
+
+# ----------------------------------------------------------------------------------------------- data + yardsticks
+@dataclass
+class PlaygroundData:
+    """A preset's training and test sessions with the yardsticks every run is compared against."""
+
+    preset: str
+    files: Any  # gru4rec.datasets.PresetFiles
+    train: Any  # SessionData (train_full)
+    test: Any  # SessionData (test, indexed with the training item map)
+    baselines: dict  # {"pop": {"recall@20": ..., "mrr@20": ...}, ...}
+    ceiling: Optional[dict]  # {"recall@20": ..., "mrr@20": ...} of the Bayes-optimal predictor, None if unknown
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        return (
+            f"{self.preset}: {self.train.n_events:,} training events in {self.train.n_sessions:,} sessions over "
+            f"{self.train.n_items:,} items; {self.test.n_pairs:,} test predictions in {self.test.n_sessions:,} sessions"
+        )
+
+
+_DATA_CACHE: dict = {}
+
+
+def _metrics(result: Mapping[str, Any]) -> dict:
+    return {key: float(value) for key, value in result.items() if key.startswith(("recall@", "mrr@"))}
+
+
+def load_playground_data(
+    preset: str,
+    data_dir: Optional[PathLike] = None,
+    baselines: Sequence[str] = tuple(BASELINE_LABELS),
+    progress: Optional[Callable[[str], None]] = print,
+    cache: bool = True,
+) -> PlaygroundData:
+    """Load ``preset`` (generated once by :func:`gru4rec.datasets.ensure_preset`), fit and evaluate the baselines
+    on its test split with the same evaluator as GRU4Rec (Recall@K / MRR@K for K in :data:`CUTOFFS`, ties counted
+    against the model), and read its ceiling. Cached per (preset, data folder) for the kernel's lifetime."""
+    from gru4rec.baselines import make_baseline
+    from gru4rec.datasets import default_data_dir, ensure_preset
+    from gru4rec.evaluate import evaluate
+
+    folder = Path(data_dir) if data_dir is not None else default_data_dir()
+    key = (preset, str(folder.resolve()), tuple(baselines))
+    if cache and key in _DATA_CACHE:
+        return _DATA_CACHE[key]
+    started = time.perf_counter()
+    files = ensure_preset(preset, folder, progress=progress)
+    train_data, test_data = files.load("train_full", "test")
+    scores = {}
+    for name in baselines:
+        scores[name] = _metrics(evaluate(make_baseline(name, train_data), test_data, cutoffs=CUTOFFS))
+    try:
+        ceiling: Optional[dict] = _metrics(files.ceiling("test"))
+    except (KeyError, FileNotFoundError):
+        ceiling = None
+    data = PlaygroundData(preset, files, train_data, test_data, scores, ceiling, time.perf_counter() - started)
+    if cache:
+        _DATA_CACHE[key] = data
+    return data
+
+
+# ----------------------------------------------------------------------------------------------- one run
+def log_every_for(steps_per_epoch: int, n_epochs: int, points: int = CURVE_POINTS) -> int:
+    """The trainer's ``log_every`` that gives about ``points`` points over a run (at least 1)."""
+    return max(1, int(round(steps_per_epoch * n_epochs / max(points, 1))))
+
+
+class LossCurve:
+    """Points of the live loss curve from the trainer's records (:class:`gru4rec.train.Callback`).
+
+    The trainer logs the running mean of the epoch's step losses every ``log_every`` steps (like the seed's log).
+    A point here is the mean over the steps since the previous point of the same epoch, recovered from two running
+    means: ``(m2 * n2 - m1 * n1) / (n2 - n1)``, with ``n`` the steps done in the epoch. Its x is the position in
+    training in epochs, ``epoch + n / steps_per_epoch``.
+    """
+
+    def __init__(self, steps_per_epoch: int):
+        if steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.epoch: list[float] = []
+        self.loss: list[float] = []
+        self._base_step = 0  # global steps done before the current epoch
+        self._current: Optional[int] = None
+        self._prev_n = 0
+        self._prev_sum = 0.0
+
+    def add_log(self, record: Mapping[str, Any]) -> Optional[tuple[float, float]]:
+        """Take one ``on_log`` record (``epoch``, ``step`` (global, from 1), ``loss`` (running mean)); return the
+        new point or None when the record adds no steps."""
+        epoch = int(record["epoch"])
+        if epoch != self._current:
+            self._current, self._prev_n, self._prev_sum = epoch, 0, 0.0
+        n = int(record["step"]) - self._base_step
+        total = float(record["loss"]) * n
+        if n <= self._prev_n:
+            return None
+        mean = (total - self._prev_sum) / (n - self._prev_n)
+        self._prev_n, self._prev_sum = n, total
+        x = epoch + n / self.steps_per_epoch
+        self.epoch.append(x)
+        self.loss.append(mean)
+        return x, mean
+
+    def end_epoch(self, record: Mapping[str, Any]) -> None:
+        """Take an ``on_epoch_end`` record (its ``steps`` moves the base of the next epoch's steps)."""
+        self._base_step += int(record["steps"])
+        self._current = None
+
+    def as_dict(self) -> dict:
+        return {"epoch": list(self.epoch), "loss": list(self.loss)}
+
+
+def next_run_dir(runs_dir: PathLike, prefix: str = "run") -> Path:
+    """The first free ``runs_dir/<prefix>-NNN`` (so re-running the notebook never reuses a run folder)."""
+    runs_dir = Path(runs_dir)
+    n = 1
+    while (runs_dir / f"{prefix}-{n:03d}").exists():
+        n += 1
+    return runs_dir / f"{prefix}-{n:03d}"
+
+
+def run_experiment(
+    controls: Union[Controls, Mapping[str, Any]],
+    data: PlaygroundData,
+    runs_dir: PathLike,
+    label: Optional[str] = None,
+    on_point: Optional[Callable[[LossCurve, Mapping[str, Any]], None]] = None,
+    on_epoch: Optional[Callable[[Mapping[str, Any]], None]] = None,
+    **config_overrides: Any,
+) -> dict:
+    """Train GRU4Rec with ``controls`` on ``data.train`` into a new folder under ``runs_dir``, evaluate it on
+    ``data.test`` and return the run's record (plain JSON types).
+
+    ``on_point(curve, record)`` is called after each new point of the loss curve (``curve.epoch`` / ``curve.loss``
+    hold all points so far; ``record`` is the trainer's log record), ``on_epoch(record)`` after each epoch. The
+    record holds ``label``, ``preset``, ``summary``, ``controls``, ``config``, ``recall@K`` / ``mrr@K`` for K in
+    :data:`CUTOFFS`, ``losses`` (mean training loss of each epoch), ``curve``, ``events_per_s`` (training events per
+    second, checkpointing excluded), ``train_seconds``, ``eval_seconds``, ``device`` and ``run_dir``.
+    """
+    from gru4rec.evaluate import GRU4RecScorer, evaluate
+    from gru4rec.train import Callback, plan_epoch, train
+
+    if isinstance(controls, Mapping):
+        controls = Controls(**controls)
+    if controls.data_preset != data.preset:
+        raise ValueError(f"controls ask for preset {controls.data_preset!r} but the data given is {data.preset!r}")
+    config = make_config(controls, **config_overrides)
+    steps_per_epoch = plan_epoch(data.train, config, 0, config.chunk_steps).n_steps
+    config = config.with_overrides(log_every=log_every_for(steps_per_epoch, config.n_epochs))
+    run_dir = next_run_dir(runs_dir)
+    label = label or run_dir.name.replace("-", " ")
+    curve = LossCurve(steps_per_epoch)
+
+    class _Hook(Callback):
+        def on_log(self, record: dict) -> None:
+            if curve.add_log(record) is not None and on_point is not None:
+                on_point(curve, record)
+
+        def on_epoch_end(self, record: dict) -> None:
+            curve.end_epoch(record)
+            if on_epoch is not None:
+                on_epoch(record)
+
+    result = train(config, data.train, run_dir, callbacks=[_Hook()], progress=False)
+    started = time.perf_counter()
+    scorer = GRU4RecScorer(result.model, item_map=data.train.item_map, item_support=data.train.item_counts)
+    metrics = _metrics(evaluate(scorer, data.test, cutoffs=CUTOFFS))
+    eval_seconds = time.perf_counter() - started
+    return {
+        "label": label,
+        "preset": data.preset,
+        "summary": describe_config(config),
+        "controls": controls.as_dict(),
+        "config": config.to_dict(),
+        **metrics,
+        "losses": [float(x) for x in result.epoch_losses],
+        "curve": curve.as_dict(),
+        "steps_per_epoch": int(steps_per_epoch),
+        "events_per_s": float(result.events_per_s),
+        "train_seconds": float(result.seconds),
+        "eval_seconds": float(eval_seconds),
+        "device": result.device,
+        "run_dir": str(run_dir),
+    }
+
+
+# ----------------------------------------------------------------------------------------------- comparing runs
+@dataclass
+class RunHistory:
+    """The records of the runs made in this kernel, oldest first."""
+
+    records: list = field(default_factory=list)
+
+    def add(self, record: dict) -> dict:
+        self.records.append(record)
+        return record
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def next_label(self) -> str:
+        return f"run {len(self.records) + 1}"
+
+    def curves(self, last: int = 8) -> dict:
+        """``{label: curve}`` of the last ``last`` runs (for :func:`gru4rec.plots.live.loss_curve_figure`)."""
+        return {r["label"]: r["curve"] for r in self.records[-last:]}
+
+    def to_frame(self, k: int = K) -> pd.DataFrame:
+        """One row per run: data preset, settings, Recall@k, MRR@k, last epoch's loss, events/s, seconds."""
+        rows = [
+            {
+                "run": r["label"],
+                "data": r["preset"],
+                "settings": r["summary"],
+                f"Recall@{k}": r[f"recall@{k}"],
+                f"MRR@{k}": r[f"mrr@{k}"],
+                "final loss": r["losses"][-1] if r["losses"] else math.nan,
+                "events/s": r["events_per_s"],
+                "train s": r["train_seconds"],
+            }
+            for r in self.records
+        ]
+        columns = ["run", "data", "settings", f"Recall@{k}", f"MRR@{k}", "final loss", "events/s", "train s"]
+        return pd.DataFrame(rows, columns=columns)
+
+
+def results_table(data: PlaygroundData, record: Optional[Mapping[str, Any]] = None, k: int = K) -> pd.DataFrame:
+    """Recall@k and MRR@k of the run ``record`` (if any), the baselines and the ceiling on ``data``'s test split,
+    with each model's share of the ceiling's Recall@k. Index: the model's name."""
+    rows = []
+    if record is not None:
+        rows.append((f"GRU4Rec ({record['label']})", record[f"recall@{k}"], record[f"mrr@{k}"]))
+    for name, metrics in data.baselines.items():
+        rows.append((BASELINE_LABELS.get(name, name), metrics[f"recall@{k}"], metrics[f"mrr@{k}"]))
+    if data.ceiling is not None:
+        rows.append((CEILING_LABEL, data.ceiling[f"recall@{k}"], data.ceiling[f"mrr@{k}"]))
+    frame = pd.DataFrame(rows, columns=["model", f"Recall@{k}", f"MRR@{k}"]).set_index("model")
+    if data.ceiling is not None:
+        frame[f"Recall@{k} / ceiling"] = frame[f"Recall@{k}"] / data.ceiling[f"recall@{k}"]
+    return frame
+
+
+def _cell(column: str, value: Any) -> str:
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value):
+            return "—"
+        return f"{value:,.0f}" if column in ("events/s", "train s") else f"{value:.4f}"
+    return html.escape(str(value))
+
+
+def table_html(frame: pd.DataFrame, css_class: str = "gru4rec-table", index: bool = True) -> str:
+    """A small HTML table for an HTML widget or ``display(HTML(...))``: 4 decimals (whole numbers for events/s and
+    seconds), numbers right-aligned and never wrapped; only a ``settings`` column may wrap."""
+    style = (
+        f"<style>.{css_class} {{border-collapse: collapse; font-size: 13px}} "
+        f".{css_class} th, .{css_class} td {{padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; "
+        f"white-space: nowrap}} .{css_class} .label {{text-align: left}} "
+        f".{css_class} .wrap {{white-space: normal; text-align: left; min-width: 260px}}</style>"
+    )
+
+    def css(column: str) -> str:
+        if column == "settings":
+            return ' class="wrap"'
+        return ' class="label"' if column in ("run", "data", "model") else ""
+
+    columns = [str(c) for c in frame.columns]
+    head = ([f'<th class="label">{html.escape(str(frame.index.name or ""))}</th>'] if index else []) + [
+        f"<th{css(c)}>{html.escape(c)}</th>" for c in columns
+    ]
+    rows = []
+    for label, values in zip(frame.index, frame.itertuples(index=False)):
+        cells = [f'<th class="label">{html.escape(str(label))}</th>'] if index else []
+        cells += [f"<td{css(c)}>{_cell(c, v)}</td>" for c, v in zip(columns, values)]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    table = f'<table class="{css_class}"><thead><tr>{"".join(head)}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    return f'<div style="overflow-x: auto">{style}{table}</div>'
+
+
+# ----------------------------------------------------------------------------------------------- the UI
+_SIZE_OPTIONS = (16, 32, 50, 64, 100, 128, 200, 256, 512)
+_BATCH_OPTIONS = (16, 32, 50, 64, 128, 256, 512)
+_SAMPLE_OPTIONS = (0, 128, 512, 1024, 2048, 4096)
+
+
+def _options(values: Sequence, current: Any) -> list:
+    return sorted(set(values) | {current})
+
+
+class Playground:
+    """The ipywidgets playground: controls, a Train button, the live loss curve, the results and the history.
+
+    Args:
+        controls: the first values of the controls (the notebook's parameters).
+        runs_dir: where run folders go (``OUTPUT_DIR/runs/00_playground``).
+        data_dir: the data folder of the presets (``DATA_DIR``).
+        history: the run history to add to (shared with the notebook's other cells).
+        data: an already loaded :class:`PlaygroundData` (its baselines fill the table before the first run).
+        presets: the data presets offered.
+
+    ``widget`` is the whole UI (display it); :meth:`train` is what the Train button calls and returns the record.
+    Every part has a CSS class ``gru4rec-<name>`` (``gru4rec-train``, ``gru4rec-loss-curve``, ``gru4rec-results``,
+    ``gru4rec-history``, ``gru4rec-status``, and one per control: ``gru4rec-layer_size``, ...) for the browser test.
+    """
+
+    def __init__(
+        self,
+        controls: Controls,
+        runs_dir: PathLike,
+        data_dir: Optional[PathLike] = None,
+        history: Optional[RunHistory] = None,
+        data: Optional[PlaygroundData] = None,
+        presets: Sequence[str] = PLAYGROUND_PRESETS,
+    ):
+        import ipywidgets as w
+        import plotly.graph_objects as go
+
+        from gru4rec.plots.live import loss_curve_figure
+
+        self.runs_dir = Path(runs_dir)
+        self.data_dir = data_dir
+        self.history = history if history is not None else RunHistory()
+        self.data = {data.preset: data} if data is not None else {}
+        self.busy = False
+        self._last_draw = 0.0
+        self._live_index: Optional[int] = None
+
+        label_style = {"description_width": "105px"}
+        c = controls
+        self.controls_widgets: dict[str, Any] = {
+            "loss": w.Dropdown(options=list(LOSSES), value=c.loss, description="loss"),
+            "layer_size": w.Dropdown(options=_options(_SIZE_OPTIONS, c.layer_size), value=c.layer_size,
+                                     description="GRU units"),
+            "dropout": w.FloatSlider(value=c.dropout, min=0.0, max=0.8, step=0.05, description="dropout",
+                                     tooltip="drop probability of the GRU's output"),
+            "learning_rate": w.FloatLogSlider(value=c.learning_rate, base=10, min=-3, max=0, step=0.05,
+                                              description="learning rate", readout_format=".3g"),
+            "batch_size": w.Dropdown(options=_options(_BATCH_OPTIONS, c.batch_size), value=c.batch_size,
+                                     description="batch size"),
+            "n_sample": w.Dropdown(options=_options(_SAMPLE_OPTIONS, c.n_sample), value=c.n_sample,
+                                   description="extra negatives"),
+            "sample_alpha": w.FloatSlider(value=c.sample_alpha, min=0.0, max=1.0, step=0.05,
+                                          description="sample_alpha"),
+            "method": w.ToggleButtons(options=list(METHODS), value=c.method, style={"button_width": "80px"},
+                                      tooltips=["one update per step", "one update per window of steps"]),
+            "bptt_steps": w.IntSlider(value=max(int(c.bptt_steps), 2), min=2, max=32, description="BPTT window"),
+            "n_epochs": w.IntSlider(value=c.n_epochs, min=1, max=20, description="epochs"),
+            "data_preset": w.Dropdown(options=_options(presets, c.data_preset), value=c.data_preset,
+                                      description="data"),
+        }  # fmt: skip
+        for name, control in self.controls_widgets.items():
+            control.layout = w.Layout(width="190px" if name == "method" else "300px")
+            if name != "method":
+                control.style = label_style
+            if hasattr(control, "continuous_update"):
+                control.continuous_update = False
+            control.add_class(f"gru4rec-{name}")
+        self.controls_widgets["bptt_steps"].disabled = c.method == "BP"
+        self.controls_widgets["method"].observe(self._on_method, names="value")
+        self.controls_widgets["data_preset"].observe(self._on_preset, names="value")
+
+        self.train_button = w.Button(description="Train", button_style="primary", icon="play",
+                                     tooltip="train GRU4Rec with these settings, then evaluate it")  # fmt: skip
+        self.train_button.add_class("gru4rec-train")
+        self.train_button.on_click(self._on_click)
+        self.status = w.HTML(value="Choose settings and press <b>Train</b>.")
+        self.status.add_class("gru4rec-status")
+        self.figure = go.FigureWidget(loss_curve_figure(self.history.curves()))
+        self.results = w.HTML()
+        self.results.add_class("gru4rec-results")
+        self.history_html = w.HTML()
+        self.history_html.add_class("gru4rec-history")
+        self.output = w.Output(layout=w.Layout(max_height="160px", overflow="auto"))
+        self.output.add_class("gru4rec-output")
+
+        cw = self.controls_widgets
+        method_label = w.HTML("<div style='text-align: right; padding-right: 8px'>method</div>",
+                              layout=w.Layout(width="105px"))  # fmt: skip
+        columns = w.HBox([
+            w.VBox([w.HTML("<b>Model and loss</b>"), cw["loss"], cw["layer_size"], cw["dropout"], cw["learning_rate"]]),
+            w.VBox([w.HTML("<b>Mini-batches and negatives</b>"), cw["batch_size"], cw["n_sample"], cw["sample_alpha"]]),
+            w.VBox([w.HTML("<b>Training</b>"), w.HBox([method_label, cw["method"]]), cw["bptt_steps"], cw["n_epochs"],
+                    cw["data_preset"]]),
+        ])  # fmt: skip
+        curve_box = w.Box([self.figure])
+        curve_box.add_class("gru4rec-loss-curve")
+        self.widget = w.VBox([
+            columns,
+            w.HBox([self.train_button, self.status]),
+            curve_box,
+            w.HTML(f"<b>Results on the test split</b> (Recall@{K} / MRR@{K}, ties counted against the model)"),
+            self.results,
+            w.HTML("<b>History of runs</b>"),
+            self.history_html,
+            self.output,
+        ])  # fmt: skip
+        self.widget.add_class("gru4rec-playground")
+        self._refresh_tables()
+
+    # ------------------------------------------------------------------ reading and setting the controls
+    def controls(self) -> Controls:
+        """The current values of the controls."""
+        return Controls(**{name: widget.value for name, widget in self.controls_widgets.items()})
+
+    def set_controls(self, controls: Controls) -> None:
+        for name, value in controls.as_dict().items():
+            self.controls_widgets[name].value = value
+
+    def _on_method(self, change: Mapping[str, Any]) -> None:
+        self.controls_widgets["bptt_steps"].disabled = change["new"] == "BP"
+
+    def _on_preset(self, change: Mapping[str, Any]) -> None:
+        self._refresh_tables()
+
+    # ------------------------------------------------------------------ display
+    def _ipython_display_(self) -> None:  # pragma: no cover - needs a front end
+        from IPython.display import display
+
+        display(self.widget)
+
+    def _say(self, message: str, error: bool = False) -> None:
+        color = "#b00020" if error else "inherit"
+        self.status.value = f"<span style='color:{color}'>{message}</span>"
+
+    def _refresh_tables(self, record: Optional[Mapping[str, Any]] = None) -> None:
+        preset = self.controls_widgets["data_preset"].value
+        if record is None:
+            record = next((r for r in reversed(self.history.records) if r["preset"] == preset), None)
+        data = self.data.get(preset)
+        if data is None:
+            self.results.value = f"<i>Baselines and ceiling of {html.escape(preset)}: computed at the first run.</i>"
+        else:
+            self.results.value = table_html(results_table(data, record), "gru4rec-results-table")
+        if len(self.history):
+            self.history_html.value = table_html(self.history.to_frame(), "gru4rec-history-table", index=False)
+        else:
+            self.history_html.value = "<i>No runs yet.</i>"
+
+    def _start_curve(self, label: str) -> None:
+        from gru4rec.plots.live import loss_curve_figure
+
+        fresh = loss_curve_figure(self.history.curves(), live=label)
+        self.figure.data = []
+        self.figure.add_traces(list(fresh.data))
+        self._live_index = len(self.figure.data) - 1
+
+    def _draw(self, epochs: Sequence[float], losses: Sequence[float], force: bool = False) -> None:
+        """Send the live trace's points to the browser, at most every 0.25 s unless ``force``."""
+        from gru4rec.plots.live import set_points
+
+        now = time.perf_counter()
+        if self._live_index is None or (not force and now - self._last_draw < 0.25):
+            return
+        set_points(self.figure, self._live_index, epochs, losses)
+        self._last_draw = now
+
+    # ------------------------------------------------------------------ the Train button
+    def _on_click(self, _button: Any = None) -> None:
+        self.train()
+
+    def train(self) -> Optional[dict]:
+        """Train and evaluate with the current controls (what the Train button does); the record, or None when the
+        run failed (the reason is shown in the status line and the traceback below the UI)."""
+        if self.busy:
+            return None
+        self.busy = True
+        self.train_button.disabled = True
+        controls = self.controls()
+        label = self.history.next_label()
+        try:
+            with self.output:
+                data = self.data.get(controls.data_preset)
+                if data is None:
+                    self._say(f"Loading <b>{controls.data_preset}</b> and evaluating the baselines ...")
+                    data = load_playground_data(controls.data_preset, self.data_dir)
+                    self.data[data.preset] = data
+                    self._refresh_tables()
+                make_config(controls)  # fail on bad settings before the figure changes
+                self._start_curve(label)
+                self._say(f"Training <b>{label}</b> on {data.preset} ({controls.n_epochs} epochs) ...")
+
+                def on_point(curve: LossCurve, record: Mapping[str, Any]) -> None:
+                    self._draw(curve.epoch, curve.loss)
+                    self._say(
+                        f"Training <b>{label}</b>: epoch {curve.epoch[-1]:.2f} of {controls.n_epochs}, "
+                        f"loss {curve.loss[-1]:.4f}"
+                    )
+
+                def on_epoch(record: Mapping[str, Any]) -> None:
+                    last = record["epochs_done"] == controls.n_epochs
+                    self._say(
+                        f"Training <b>{label}</b>: epoch {record['epochs_done']} of {controls.n_epochs} done "
+                        f"(mean loss {record['loss']:.4f}, {record['events_per_s']:,.0f} events/s)"
+                        + ("; evaluating on the test split ..." if last else "")
+                    )
+
+                record = run_experiment(
+                    controls, data, self.runs_dir, label=label, on_point=on_point, on_epoch=on_epoch
+                )
+                self._draw(record["curve"]["epoch"], record["curve"]["loss"], force=True)
+                self.history.add(record)
+                self._refresh_tables(record)
+                self._say(
+                    f"<b>{label}</b> done: Recall@{K} {record[f'recall@{K}']:.4f}, MRR@{K} {record[f'mrr@{K}']:.4f} "
+                    f"({record['events_per_s']:,.0f} training events/s, {record['train_seconds']:.1f} s)"
+                )
+                return record
+        except Exception as error:  # noqa: BLE001 - shown to the learner, the kernel keeps running
+            self.output.append_stderr(traceback.format_exc())
+            self._say(f"{label} failed: {html.escape(str(error))}", error=True)
+            return None
+        finally:
+            self.busy = False
+            self.train_button.disabled = False

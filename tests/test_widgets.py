@@ -1,0 +1,238 @@
+"""The playground's logic (gru4rec.widgets): controls -> Config, the loss-curve points, one run, the history and the
+tables, and the ipywidgets UI driven without a front end (its Train handler is the function the button calls)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gru4rec import widgets
+from gru4rec.config import Config
+from gru4rec.widgets import (
+    Controls,
+    LossCurve,
+    PlaygroundData,
+    RunHistory,
+    describe_config,
+    load_playground_data,
+    log_every_for,
+    make_config,
+    next_run_dir,
+    results_table,
+    run_experiment,
+    table_html,
+)
+
+FAST = dict(data_preset="tiny", n_epochs=1, layer_size=16, n_sample=128, batch_size=32)
+
+
+# ----------------------------------------------------------------------------------------------- controls -> Config
+def test_make_config_defaults_are_the_official_setting_with_the_controls_applied() -> None:
+    config = make_config(Controls())
+    official = Config.preset("official")
+    for name in ("optimizer", "momentum", "constrained_embedding", "embedding", "logq", "bpreg", "final_act"):
+        assert getattr(config, name) == getattr(official, name), name
+    assert config.layers == (100,) and config.batch_size == 32 and config.n_sample == 2048
+    assert config.dropout_p_hidden == 0.4 and config.dropout_p_embed == 0.0
+    assert config.learning_rate == 0.2 and config.sample_alpha == 0.5
+    assert config.bptt_steps == 1 and config.n_epochs == 3
+
+
+def test_make_config_maps_every_control() -> None:
+    controls = Controls(
+        loss="bpr-max", layer_size=64, batch_size=128, n_sample=512, sample_alpha=0.75, dropout=0.1,
+        learning_rate=0.05, method="BPTT", bptt_steps=8, n_epochs=2, data_preset="tiny",
+    )  # fmt: skip
+    config = make_config(controls)
+    assert config.loss == "bpr-max" and config.final_act is None and config.final_activation == "elu-0.5"
+    assert config.logq == 0.0 and config.bpreg == 1.0
+    assert config.layers == (64,) and config.batch_size == 128 and config.n_sample == 512
+    assert config.sample_alpha == 0.75 and config.dropout_p_hidden == 0.1 and config.learning_rate == 0.05
+    assert config.bptt_steps == 8 and config.n_epochs == 2
+    # a mapping works too, and the BPTT window is ignored under BP
+    assert make_config({**controls.as_dict(), "method": "BP"}).bptt_steps == 1
+    assert make_config(controls, seed=7).seed == 7
+
+
+@pytest.mark.parametrize("loss", ["cross-entropy", "bpr-max", "top1-max", "bpr", "top1"])
+def test_every_loss_gives_a_valid_config(loss: str) -> None:
+    assert make_config(Controls(loss=loss)).loss == loss
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"method": "TBPTT"}, "method"),
+        ({"method": "BPTT", "bptt_steps": 1}, "bptt_steps"),
+        ({"loss": "hinge"}, "loss"),
+        ({"dropout": 1.0}, "dropout_p_hidden"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+    ],
+)
+def test_make_config_rejects_bad_values_naming_them(changes: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_config(Controls(**changes))
+
+
+def test_describe_config() -> None:
+    text = describe_config(make_config(Controls(method="BPTT", bptt_steps=6, layer_size=50, n_sample=0)))
+    assert "50 units" in text and "BPTT(6)" in text and "in-batch neg" in text and "XE" in text
+    assert "BP ·" in describe_config(make_config(Controls()))
+
+
+# ----------------------------------------------------------------------------------------------- the curve
+def test_loss_curve_recovers_window_means_from_running_means() -> None:
+    rng = np.random.default_rng(0)
+    steps_per_epoch, log_every = 10, 3
+    step_losses = [rng.uniform(1, 5, steps_per_epoch) for _ in range(2)]
+    curve = LossCurve(steps_per_epoch)
+    expected_x, expected_y = [], []
+    for epoch, losses in enumerate(step_losses):
+        base = epoch * steps_per_epoch
+        previous = 0
+        for n in range(1, steps_per_epoch + 1):
+            step = base + n
+            if step == 1 or step % log_every == 0:  # when the trainer logs
+                curve.add_log({"epoch": epoch, "step": step, "loss": losses[:n].mean()})
+                expected_x.append(epoch + n / steps_per_epoch)
+                expected_y.append(losses[previous:n].mean())
+                previous = n
+        curve.end_epoch({"steps": steps_per_epoch})
+    np.testing.assert_allclose(curve.epoch, expected_x)
+    np.testing.assert_allclose(curve.loss, expected_y)
+    assert curve.as_dict() == {"epoch": curve.epoch, "loss": curve.loss}
+    assert curve.add_log({"epoch": 1, "step": 20, "loss": 1.0}) is None  # no new steps: no point
+    with pytest.raises(ValueError):
+        LossCurve(0)
+
+
+def test_log_every_for() -> None:
+    assert log_every_for(10, 1, points=150) == 1
+    assert log_every_for(9000, 3, points=150) == 180
+    assert log_every_for(0, 1) == 1
+
+
+def test_next_run_dir(tmp_path) -> None:
+    assert next_run_dir(tmp_path) == tmp_path / "run-001"
+    (tmp_path / "run-001").mkdir()
+    (tmp_path / "run-003").mkdir()
+    assert next_run_dir(tmp_path) == tmp_path / "run-002"
+
+
+# ----------------------------------------------------------------------------------------------- tables
+def fake_data(ceiling: bool = True) -> PlaygroundData:
+    baselines = {"pop": {"recall@20": 0.1, "mrr@20": 0.02}, "markov": {"recall@20": 0.3, "mrr@20": 0.1}}
+    return PlaygroundData("tiny", None, None, None, baselines, {"recall@20": 0.6, "mrr@20": 0.3} if ceiling else None)
+
+
+def fake_record(label: str, recall: float, mrr: float) -> dict:
+    return {
+        "label": label, "preset": "tiny", "summary": "XE · 16 units", "recall@20": recall, "mrr@20": mrr,
+        "losses": [5.0, 4.0], "events_per_s": 1234.5, "train_seconds": 3.2, "curve": {"epoch": [1.0], "loss": [4.0]},
+    }  # fmt: skip
+
+
+def test_results_table_puts_the_run_next_to_the_baselines_and_the_ceiling() -> None:
+    frame = results_table(fake_data(), fake_record("run 1", 0.45, 0.2))
+    assert list(frame.index) == ["GRU4Rec (run 1)", "POP", "Markov", "ceiling (Bayes-optimal)"]
+    assert frame.loc["POP", "Recall@20"] == 0.1 and frame.loc["GRU4Rec (run 1)", "MRR@20"] == 0.2
+    assert frame.loc["GRU4Rec (run 1)", "Recall@20 / ceiling"] == pytest.approx(0.75)
+    without = results_table(fake_data(ceiling=False))
+    assert list(without.index) == ["POP", "Markov"] and "Recall@20 / ceiling" not in without.columns
+    text = table_html(frame, "x")
+    assert "Recall@20" in text and "MRR@20" in text and "0.4500" in text and "GRU4Rec (run 1)" in text
+
+
+def test_run_history_frame() -> None:
+    history = RunHistory()
+    assert history.next_label() == "run 1" and len(history.to_frame()) == 0
+    history.add(fake_record("run 1", 0.4, 0.2))
+    history.add(fake_record("run 2", 0.5, 0.25))
+    frame = history.to_frame()
+    assert list(frame["run"]) == ["run 1", "run 2"] and history.next_label() == "run 3"
+    assert list(frame["Recall@20"]) == [0.4, 0.5] and frame["final loss"].tolist() == [4.0, 4.0]
+    assert list(history.curves(last=1)) == ["run 2"]
+    html = table_html(frame, index=False)
+    assert "1,234" in html and "run 2" in html
+
+
+# ----------------------------------------------------------------------------------------------- runs (train + eval)
+@pytest.fixture(scope="module")
+def tiny() -> PlaygroundData:
+    return load_playground_data("tiny", progress=None)
+
+
+def test_load_playground_data(tiny: PlaygroundData) -> None:
+    assert set(tiny.baselines) == {"pop", "spop", "itemknn", "markov"}
+    for metrics in [*tiny.baselines.values(), tiny.ceiling]:
+        assert 0 <= metrics["mrr@20"] <= metrics["recall@20"] <= 1
+    assert tiny.ceiling["recall@20"] >= tiny.baselines["pop"]["recall@20"]
+    assert load_playground_data("tiny", progress=None) is tiny  # cached
+    assert "tiny:" in tiny.describe()
+
+
+@pytest.mark.slow
+def test_run_experiment_trains_evaluates_and_reports_points(tiny: PlaygroundData, tmp_path) -> None:
+    points, epochs = [], []
+    record = run_experiment(
+        Controls(**FAST), tiny, tmp_path, on_point=lambda curve, rec: points.append(len(curve.loss)),
+        on_epoch=epochs.append,
+    )  # fmt: skip
+    assert record["label"] == "run 001" and record["preset"] == "tiny"
+    assert (tmp_path / "run-001" / "config.json").exists()
+    for k in widgets.CUTOFFS:
+        assert 0 <= record[f"mrr@{k}"] <= record[f"recall@{k}"] <= 1
+    assert record["recall@20"] > tiny.baselines["pop"]["recall@20"]
+    assert len(record["losses"]) == 1 and math.isfinite(record["losses"][0])
+    assert points == list(range(1, len(record["curve"]["loss"]) + 1)) and len(points) >= 10
+    assert record["curve"]["epoch"][-1] == pytest.approx(1.0)
+    assert len(epochs) == 1 and record["events_per_s"] > 0
+    # the curve's points average back to the epoch's mean loss (each point is a window mean)
+    windows = np.diff([0.0, *record["curve"]["epoch"]]) * record["steps_per_epoch"]
+    assert np.average(record["curve"]["loss"], weights=windows) == pytest.approx(record["losses"][0], rel=1e-4)
+    with pytest.raises(ValueError, match="preset"):
+        run_experiment(Controls(**{**FAST, "data_preset": "small"}), tiny, tmp_path)
+
+
+# ----------------------------------------------------------------------------------------------- the UI, headless
+@pytest.mark.slow
+def test_playground_train_button_handler(tiny: PlaygroundData, tmp_path) -> None:
+    ui = widgets.Playground(Controls(**FAST), tmp_path, data=tiny)
+    assert "POP" in ui.results.value and "GRU4Rec" not in ui.results.value
+    assert ui.controls_widgets["bptt_steps"].disabled
+    ui.controls_widgets["method"].value = "BPTT"
+    assert not ui.controls_widgets["bptt_steps"].disabled
+    ui.controls_widgets["bptt_steps"].value = 3
+    ui.controls_widgets["layer_size"].value = 32
+    assert ui.controls() == Controls(**{**FAST, "layer_size": 32, "method": "BPTT", "bptt_steps": 3})
+
+    ui.train_button.click()  # what a click in the browser does
+    assert len(ui.history) == 1, ui.status.value
+    record = ui.history.records[0]
+    assert record["summary"].startswith("XE · 32 units") and "BPTT(3)" in record["summary"]
+    live = ui.figure.data[-1]
+    assert live.name == "training: run 1" and len(live.x) == len(record["curve"]["epoch"]) > 0
+    assert "GRU4Rec (run 1)" in ui.results.value and "Recall@20" in ui.results.value
+    assert "run 1" in ui.history_html.value and "done" in ui.status.value
+    assert not ui.train_button.disabled and not ui.busy
+
+    # a second run keeps the first one's curve in the figure
+    ui.controls_widgets["method"].value = "BP"
+    assert ui.train() is not None
+    assert [trace.name for trace in ui.figure.data] == ["run 1", "training: run 2"]
+    assert isinstance(ui.history.to_frame(), pd.DataFrame) and len(ui.history) == 2
+
+
+def test_playground_shows_a_failed_run_and_stays_usable(tiny: PlaygroundData, tmp_path, monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise ValueError("batch_size 512 is larger than the number of training sessions")
+
+    monkeypatch.setattr(widgets, "run_experiment", broken)
+    ui = widgets.Playground(Controls(**FAST), tmp_path, data=tiny)
+    assert ui.train() is None
+    assert "failed" in ui.status.value and "batch_size 512" in ui.status.value
+    assert not ui.train_button.disabled and len(ui.history) == 0
+    assert any("ValueError" in item.get("text", "") for item in ui.output.outputs)
