@@ -32,7 +32,7 @@ NOTEBOOK_SMOKE_PARAMETERS: dict[str, dict[str, Any]] = {
     "02_session_parallel_batching.ipynb": {"BATCH_SIZE": 8},
     "03_bp_vs_bptt_training.ipynb": {"BPTT_STEPS": 4, "TIMING_STEPS": 64},
     "04_evaluation.ipynb": {},
-    "05_gpu_npu_comparison.ipynb": {"N_STEPS": 300},
+    "05_gpu_npu_comparison.ipynb": {"N_STEPS": 300, "CHUNK_STEPS": 16, "LOG_EVERY": 10, "DISPATCH_STEPS": 50},
     "00_playground.ipynb": {"INTERACTIVE": False},
 }
 """Per-notebook small settings on top of :data:`SMOKE_PARAMETERS`."""
@@ -46,9 +46,18 @@ def repository_root() -> Path:
     return root
 
 
+HEADLESS_PARAMETERS: dict[str, dict[str, Any]] = {"00_playground.ipynb": {"INTERACTIVE": False}}
+"""Settings every headless run needs (papermill has no front end: the playground calls its functions directly)."""
+
+
 def smoke_parameters(notebook: str) -> dict[str, Any]:
     """The small parameters for ``notebook`` (shared ones plus its own)."""
-    return {**SMOKE_PARAMETERS, **NOTEBOOK_SMOKE_PARAMETERS.get(notebook, {})}
+    return {**SMOKE_PARAMETERS, **NOTEBOOK_SMOKE_PARAMETERS.get(notebook, {}), **HEADLESS_PARAMETERS.get(notebook, {})}
+
+
+def full_parameters(notebook: str) -> dict[str, Any]:
+    """The real run's parameters for ``notebook``: its defaults, plus what a headless run needs."""
+    return dict(HEADLESS_PARAMETERS.get(notebook, {}))
 
 
 @dataclass(frozen=True)
@@ -115,7 +124,7 @@ def run_course(
     """Execute the course in order; ``smoke`` uses the small test parameters instead of the real run."""
     executed = []
     for name in names:
-        parameters = smoke_parameters(name) if smoke else {}
+        parameters = smoke_parameters(name) if smoke else full_parameters(name)
         print(f"[course] {name} ...", flush=True)
         result = execute_notebook(name, out_dir, parameters, cell_timeout=cell_timeout, html=html)
         print(f"[course] {name} done in {result.seconds:.0f} s -> {result.output}", flush=True)
