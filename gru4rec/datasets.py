@@ -131,17 +131,25 @@ def build_synthetic(
     return stats
 
 
+def _generator_version(files: PresetFiles) -> Optional[int]:
+    """The generator version recorded in a prepared preset's stats (None if unknown)."""
+    try:
+        return files.stats().get("synthetic", {}).get("generator_version")
+    except (OSError, ValueError):
+        return None
+
+
 def ensure_preset(
     preset: str = "small",
     data_dir: Optional[PathLike] = None,
     seed: int = DEFAULT_SEED,
     progress: Optional[Callable[[str], None]] = print,
 ) -> PresetFiles:
-    """The prepared files of a synthetic preset, generated once if they are not there yet."""
+    """The prepared files of a synthetic preset, generated once if they are missing or from an older generator."""
     if preset not in synthetic.PRESETS:
         raise ValueError(f"unknown data preset {preset!r}; choose one of {', '.join(synthetic.PRESETS)}")
     files = PresetFiles(preset_dir(preset, data_dir, seed))
-    if not files.exists():
+    if not files.exists() or _generator_version(files) != synthetic.GENERATOR_VERSION:
         build_synthetic(preset, seed, files.directory, progress=progress)
         (files.directory / CLICKS_NAME).unlink(missing_ok=True)  # the splits are what the kit reads
     return files

@@ -68,6 +68,7 @@ __all__ = [
 ]
 
 START_TIME = 1396310400.0  # 2014-04-01T00:00:00Z, the first day of YooChoose
+GENERATOR_VERSION = 2  # bump when the same (preset, seed) would give other clicks; generated presets are remade
 
 
 @dataclass(frozen=True)
@@ -308,6 +309,7 @@ class SyntheticClicks:
     def describe(self) -> dict:
         lengths = self.clicks.groupby(SESSION_KEY).size().to_numpy()
         return {
+            "generator_version": GENERATOR_VERSION,
             "preset": self.preset,
             "seed": self.seed,
             "clicks": int(len(self.clicks)),
