@@ -1,0 +1,238 @@
+"""``gru4rec evaluate``, ``gru4rec baseline``, ``gru4rec recommend`` and ``gru4rec export``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from gru4rec.cli import CliError
+
+DEFAULT_CUTOFFS = [1, 5, 10, 20]
+
+
+def _add_eval_options(parser: argparse.ArgumentParser) -> None:
+    from gru4rec.evaluate import TIE_MODES
+
+    parser.add_argument("--test", required=True, metavar="PATH", help="test sessions (GRU4Rec TSV)")
+    parser.add_argument(
+        "--cutoffs", type=int, nargs="+", default=DEFAULT_CUTOFFS, metavar="K",
+        help="cut-offs K for Recall@K, MRR@K, coverage@K (default: 1 5 10 20)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--tie-mode", default="conservative", choices=TIE_MODES,
+        help="how a score equal to the target's counts: conservative (against the model, default), standard "
+        "(for it), median (split); 'seed' is the seed's optimistic counting (standard ties, hit when rank < K)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--batch-size", type=int, default=512, metavar="N",
+        help="sessions evaluated side by side (speed only; default 512)",
+    )  # fmt: skip
+    parser.add_argument("--json", metavar="OUT", help="write the metrics and settings to this JSON file")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="Recall@K, MRR@K and coverage@K of a trained model on test sessions",
+        description="Rank the true next item of every test event among all items with the model of a run folder.",
+    )
+    evaluate.add_argument("--model", required=True, metavar="RUN_DIR", help="a training run folder")
+    evaluate.add_argument("--epoch", type=int, metavar="E", help="checkpoint epoch (default: the last)")
+    _add_eval_options(evaluate)
+    evaluate.add_argument(
+        "--train", metavar="PATH", help="training sessions, only to report popularity@K (mean normalised support)"
+    )
+    evaluate.set_defaults(func=run_evaluate)
+
+    from gru4rec.baselines import BASELINES
+
+    baseline = subparsers.add_parser(
+        "baseline",
+        help="evaluate a baseline of the GRU4Rec paper (POP, S-POP, item-kNN, Markov)",
+        description="Fit a baseline on the training sessions and evaluate it exactly as a model.",
+    )
+    baseline.add_argument("--method", required=True, choices=list(BASELINES), help="which baseline")
+    baseline.add_argument("--train", required=True, metavar="PATH", help="training sessions (GRU4Rec TSV)")
+    _add_eval_options(baseline)
+    baseline.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="a baseline parameter, e.g. n_sims=100, lmbd=20, alpha=0.5 (itemknn), window=1 (markov), "
+        "tie_breaker=false; repeatable",
+    )  # fmt: skip
+    baseline.set_defaults(func=run_baseline)
+
+    recommend = subparsers.add_parser(
+        "recommend",
+        help="top-k next items for a session with a trained model",
+        description="Print the top-k next items after a session's items (original ItemIds, oldest first).",
+    )
+    recommend.add_argument("--model", required=True, metavar="RUN_DIR", help="a training run folder")
+    recommend.add_argument("--epoch", type=int, metavar="E", help="checkpoint epoch (default: the last)")
+    recommend.add_argument(
+        "--items", required=True, metavar="ID,ID,...", help="the session's item ids, comma-separated, oldest first"
+    )
+    recommend.add_argument("-k", type=int, default=20, help="how many items (default 20)")
+    recommend.add_argument("--json", metavar="OUT", help="also write the list as JSON")
+    recommend.set_defaults(func=run_recommend)
+
+    export = subparsers.add_parser(
+        "export",
+        help="export a trained model as a TensorFlow SavedModel for serving",
+        description="Write a SavedModel whose serving signature takes item ids and the previous state and returns "
+        "the top-k item ids, their scores and the new state (see gru4rec.recommend.export_saved_model).",
+    )
+    export.add_argument("--model", required=True, metavar="RUN_DIR", help="a training run folder")
+    export.add_argument("--epoch", type=int, metavar="E", help="checkpoint epoch (default: the last)")
+    export.add_argument("--out", required=True, metavar="DIR", help="output folder of the SavedModel")
+    export.add_argument("-k", type=int, default=20, help="length of the served top-k list (default 20)")
+    export.set_defaults(func=run_export)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _check_file(path: str, what: str) -> None:
+    if not os.path.isfile(path):
+        raise CliError(f"{path}: no such {what} file")
+
+
+def _check_run(run_dir: str) -> None:
+    if not os.path.isdir(run_dir):
+        raise CliError(f"{run_dir}: no such run folder")
+    if not os.path.isfile(os.path.join(run_dir, "config.json")):
+        raise CliError(f"{run_dir}: not a run folder (no config.json); train one with `gru4rec train`")
+
+
+def _load_run(run_dir: str, epoch):
+    _check_run(run_dir)
+    from gru4rec.runs import load_run
+
+    return load_run(run_dir, epoch=epoch)
+
+
+def _read_sessions(path: str, what: str):
+    from gru4rec.io import read_sessions
+
+    _check_file(path, what)
+    return read_sessions(path)
+
+
+def _report(result: dict, args: argparse.Namespace, seconds: float, **settings) -> None:
+    from gru4rec.evaluate import format_table, write_metrics
+
+    print(format_table(result))
+    print(f"{result['n_events'] / max(seconds, 1e-9):,.0f} predictions/s ({seconds:.1f} s)")
+    if args.json:
+        write_metrics(result, args.json, seconds=round(seconds, 3), **settings)
+        print(f"metrics written to {args.json}")
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from gru4rec.evaluate import GRU4RecScorer, evaluate
+    from gru4rec.session_data import SessionData
+
+    run = _load_run(args.model, args.epoch)
+    test = SessionData.from_frame(_read_sessions(args.test, "test"), run.item_map)
+    support = getattr(run, "item_support", None)
+    if args.train:
+        support = SessionData.from_frame(_read_sessions(args.train, "training"), run.item_map).item_counts
+    scorer = GRU4RecScorer(run.model, item_map=run.item_map, item_support=support)
+    start = time.perf_counter()
+    result = evaluate(scorer, test, cutoffs=args.cutoffs, tie_mode=args.tie_mode, batch_size=args.batch_size)
+    seconds = time.perf_counter() - start
+    _report(result, args, seconds, model=os.path.abspath(args.model), epoch=getattr(run, "epoch", args.epoch),
+            test=os.path.abspath(args.test))
+    return 0
+
+
+def _parse_params(pairs) -> dict:
+    params = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise CliError(f"--param {pair!r}: expected NAME=VALUE")
+        name, value = (part.strip() for part in pair.split("=", 1))
+        lowered = value.lower()
+        if lowered in ("true", "false"):
+            params[name] = lowered == "true"
+            continue
+        try:
+            params[name] = int(value)
+        except ValueError:
+            try:
+                params[name] = float(value)
+            except ValueError:
+                raise CliError(f"--param {name}: {value!r} is not a number or true/false") from None
+    return params
+
+
+def run_baseline(args: argparse.Namespace) -> int:
+    from gru4rec.baselines import make_baseline
+    from gru4rec.evaluate import evaluate
+    from gru4rec.session_data import SessionData
+
+    params = _parse_params(args.param)
+    train = SessionData.from_frame(_read_sessions(args.train, "training"))
+    test = SessionData.from_frame(_read_sessions(args.test, "test"), train.item_map)
+    start = time.perf_counter()
+    try:
+        scorer = make_baseline(args.method, train, **params)
+    except TypeError as error:  # an unknown parameter name
+        raise CliError(f"--param: {error}") from None
+    fitted = time.perf_counter()
+    result = evaluate(scorer, test, cutoffs=args.cutoffs, tie_mode=args.tie_mode, batch_size=args.batch_size)
+    seconds = time.perf_counter() - fitted
+    print(f"{scorer!r} fitted in {fitted - start:.1f} s")
+    _report(result, args, seconds, method=args.method, params=scorer.params(), train=os.path.abspath(args.train),
+            test=os.path.abspath(args.test), fit_seconds=round(fitted - start, 3))
+    return 0
+
+
+def _parse_items(text: str) -> list[int]:
+    parts = [p.strip() for p in text.replace(" ", ",").split(",") if p.strip()]
+    try:
+        return [int(p) for p in parts]
+    except ValueError:
+        raise CliError(f"--items {text!r}: expected comma-separated integer item ids, e.g. 214,85,13") from None
+
+
+def run_recommend(args: argparse.Namespace) -> int:
+    import warnings
+
+    from gru4rec.recommend import EmptySessionError, Recommender
+
+    items = _parse_items(args.items)
+    _check_run(args.model)
+    rec = Recommender.from_run(args.model, epoch=args.epoch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            result = rec.recommend(items, k=args.k)
+        except EmptySessionError as error:
+            raise CliError(str(error)) from None
+    if result.n_unknown:
+        print(f"note: {result.n_unknown} item id(s) not in the model's catalogue were skipped", file=sys.stderr)
+    print(result.to_frame().to_string(index=False))
+    if args.json:
+        import json
+
+        from gru4rec.io import atomic_write
+
+        with atomic_write(args.json) as handle:
+            json.dump(
+                {"items": items, "k": args.k, "n_unknown": result.n_unknown,
+                 "item_ids": result.item_ids.tolist(), "scores": result.scores.astype(float).tolist()},
+                handle, indent=2,
+            )  # fmt: skip
+            handle.write("\n")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from gru4rec.recommend import export_saved_model
+
+    _check_run(args.model)
+    out = export_saved_model(args.model, args.out, epoch=args.epoch, k=args.k)
+    print(f"SavedModel written to {out} (signatures: serving_default, initial_state)")
+    return 0

@@ -1,0 +1,343 @@
+"""Using a trained GRU4Rec on live sessions: one-shot recommendations, many concurrent sessions, SavedModel export.
+
+Item ids are the ORIGINAL ``ItemId`` values (as in the click files); the run folder's ``items.tsv`` maps them to the
+model's indices. Scores are the model's raw output scores (``hidden @ Wy.T + By``, before the final activation):
+higher is better; they are comparable within one list, not calibrated probabilities.
+
+Behaviour at the edges (documented here once, tested in ``tests/test_recommend.py``):
+
+* **Unknown item ids** (not in the training catalogue, so the model has no row for them) are skipped: the hidden
+  state is left as it was, as the evaluator does when it drops unknown test items. Each result reports how many
+  were skipped (``n_unknown``), the Recommender counts them in ``stats["unknown_items"]``, and ``recommend`` emits
+  one ``UnknownItemWarning`` per call that skipped any.
+* **Empty sessions** (no item, or no known item): GRU4Rec only predicts after seeing at least one item, so there is
+  nothing to rank from. ``recommend([])`` raises :class:`EmptySessionError` (a ``ValueError``); ``observe`` of an
+  unknown item in a session that has no known item yet returns an empty :class:`Recommendations` (``len() == 0``)
+  instead of raising, so a live stream need not pre-filter its clicks. A caller that wants a fallback list can use
+  :meth:`Recommender.popular` when the training supports are known.
+* **Live sessions** (:meth:`Recommender.observe`) are keyed by session id; a new id starts from the zero state; at
+  most ``max_sessions`` states are kept and the least recently used one is evicted when a new session arrives (an
+  evicted session that comes back starts again from zero: ``stats["evicted"]`` counts evictions).
+* **SavedModel** (:func:`export_saved_model`): the serving signature takes original item ids and the previous state
+  and returns the top-k ids, their scores, the new state and a ``known`` flag per row; an unknown id leaves the state
+  unchanged and gives ``known = False`` (its top-k list is then that of the unchanged state, which for a fresh
+  session is not a recommendation: check ``known``).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Hashable, Iterable, Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from gru4rec.session_data import ItemMap
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class EmptySessionError(ValueError):
+    """A session without any item known to the model: nothing to recommend from."""
+
+
+class UnknownItemWarning(UserWarning):
+    """Item ids that are not in the model's catalogue were skipped."""
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    """A ranked list: ``item_ids[0]`` is the best. Empty when the session has no known item (see module doc)."""
+
+    item_ids: np.ndarray  # (k,) int64 original ItemIds, best first
+    scores: np.ndarray  # (k,) float32 raw scores
+    n_unknown: int = 0  # input ids skipped because the model does not know them
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def to_frame(self) -> pd.DataFrame:
+        """``Rank`` (1-based), ``ItemId``, ``Score``."""
+        return pd.DataFrame(
+            {"Rank": np.arange(1, len(self) + 1), "ItemId": self.item_ids, "Score": self.scores}
+        )
+
+
+@dataclass
+class _Session:
+    state: np.ndarray  # (state_size,) float32: the layers' hidden states, concatenated
+    n_known: int = 0
+
+
+@dataclass
+class RecommenderStats:
+    unknown_items: int = 0
+    evicted: int = 0
+    sessions_started: int = 0
+
+    def __getitem__(self, key: str) -> int:
+        return getattr(self, key)
+
+
+class Recommender:
+    """Top-k next-item recommendations from a GRU4Rec model.
+
+    Build it with :meth:`from_run` (a training run folder) or from a model and its item map.
+
+    Args:
+        model: a :class:`gru4rec.model.GRU4RecModel`.
+        item_map: the training :class:`~gru4rec.session_data.ItemMap` (index -> original ItemId).
+        item_support: training events per item index (optional; enables :meth:`popular`).
+        max_sessions: how many live sessions :meth:`observe` keeps (least recently used evicted).
+    """
+
+    def __init__(self, model, item_map: ItemMap, item_support: Optional[np.ndarray] = None,
+                 max_sessions: int = 100_000):
+        if int(model.n_items) != item_map.n_items:
+            raise ValueError(f"the model has {model.n_items} items but the item map {item_map.n_items}")
+        if max_sessions < 1:
+            raise ValueError(f"max_sessions must be >= 1, got {max_sessions}")
+        self.model = model
+        self.item_map = item_map
+        self.item_support = None if item_support is None else np.asarray(item_support)
+        self.max_sessions = int(max_sessions)
+        self.layer_sizes = tuple(int(s.shape[-1]) for s in model.initial_state(1))
+        self.state_size = int(sum(self.layer_sizes))
+        self.stats = RecommenderStats()
+        self._sessions: OrderedDict[Hashable, _Session] = OrderedDict()
+        self._ids = tf.constant(item_map.ids, tf.int64)
+        sizes = list(self.layer_sizes)
+
+        state_spec = tf.TensorSpec([None, self.state_size], tf.float32)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int32), state_spec])
+        def advance(items, state):
+            """One GRU step for rows whose item index is >= 0; rows with -1 keep their state."""
+            known = items >= 0
+            layers = tf.split(state, sizes, axis=1)
+            _, new_layers = model.step(tf.maximum(items, 0), layers, training=False)
+            new_state = tf.concat(new_layers, axis=1)
+            return tf.where(known[:, None], new_state, state)
+
+        @tf.function(input_signature=[state_spec, tf.TensorSpec([], tf.int32)])
+        def top(state, k):
+            hidden = tf.split(state, sizes, axis=1)[-1]
+            values, indices = tf.math.top_k(model.score_all(hidden), k=k)
+            return values, indices
+
+        self._advance = advance
+        self._top = top
+
+    @classmethod
+    def from_run(cls, run_dir: PathLike, epoch: Optional[int] = None, max_sessions: int = 100_000) -> Recommender:
+        """The model of a run folder at ``epoch`` (default: the last checkpoint), via :func:`gru4rec.runs.load_run`."""
+        from gru4rec.runs import load_run
+
+        run = load_run(run_dir, epoch=epoch)
+        support = getattr(run, "item_support", None)
+        return cls(run.model, run.item_map, item_support=support, max_sessions=max_sessions)
+
+    # ------------------------------------------------------------------------------------------------------------
+    @property
+    def n_items(self) -> int:
+        return self.item_map.n_items
+
+    def zero_state(self, batch_size: int = 1) -> np.ndarray:
+        return np.zeros((batch_size, self.state_size), dtype=np.float32)
+
+    def _k(self, k: int) -> int:
+        if int(k) < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        return min(int(k), self.n_items)
+
+    def _lists(self, states: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        values, indices = self._top(tf.constant(states, tf.float32), tf.constant(self._k(k), tf.int32))
+        return self.item_map.ids[indices.numpy()], values.numpy()
+
+    def state_after(self, session_items: Iterable[int]) -> tuple[np.ndarray, int, int]:
+        """The state after a session's items (original ids): ``(state (state_size,), n_known, n_unknown)``."""
+        index = self.item_map.index_of(np.asarray(list(session_items), dtype=np.int64))
+        known = index[index >= 0].astype(np.int32)
+        state = self.zero_state(1)
+        for item in known:
+            state = self._advance(tf.constant([item], tf.int32), tf.constant(state)).numpy()
+        return state[0], len(known), int((index < 0).sum())
+
+    def recommend(self, session_items: Sequence[int], k: int = 20) -> Recommendations:
+        """Top-``k`` next items after ``session_items`` (original ItemIds, oldest first).
+
+        Unknown ids are skipped (``n_unknown``, one ``UnknownItemWarning``); raises :class:`EmptySessionError` when no
+        item is known.
+        """
+        state, n_known, n_unknown = self.state_after(session_items)
+        if n_unknown:
+            self.stats.unknown_items += n_unknown
+            warnings.warn(f"{n_unknown} item id(s) not in the model's catalogue were skipped", UnknownItemWarning,
+                          stacklevel=2)
+        if n_known == 0:
+            raise EmptySessionError("the session has no item known to the model: nothing to recommend from "
+                                    f"({n_unknown} unknown id(s) given)")
+        ids, scores = self._lists(state[None, :], k)
+        return Recommendations(ids[0], scores[0], n_unknown)
+
+    def popular(self, k: int = 20) -> Recommendations:
+        """The ``k`` items with the highest training support (needs ``item_support``), scores = supports."""
+        if self.item_support is None:
+            raise ValueError("the training item supports are not known to this Recommender")
+        k = self._k(k)
+        order = np.argsort(-self.item_support, kind="stable")[:k]
+        return Recommendations(self.item_map.ids[order], self.item_support[order].astype(np.float32))
+
+    # ------------------------------------------------------------------------------------------------------------
+    # many live sessions
+    def _session(self, session_id: Hashable) -> _Session:
+        session = self._sessions.get(session_id)
+        if session is None:
+            if len(self._sessions) >= self.max_sessions:
+                self._sessions.popitem(last=False)  # the least recently used
+                self.stats.evicted += 1
+            session = _Session(self.zero_state(1)[0])
+            self._sessions[session_id] = session
+            self.stats.sessions_started += 1
+        else:
+            self._sessions.move_to_end(session_id)
+        return session
+
+    def observe_many(
+        self, session_ids: Sequence[Hashable], item_ids: Sequence[int], k: int = 20
+    ) -> list[Recommendations]:
+        """Record one click per row (``session_ids[i]`` clicked ``item_ids[i]``) and recommend for each, in one batch.
+
+        A session id appearing twice in one call is processed in order (its clicks are split into successive batches).
+        """
+        session_ids, item_ids = list(session_ids), list(item_ids)
+        if len(session_ids) != len(item_ids):
+            raise ValueError("session_ids and item_ids must have the same length")
+        results: list[Optional[Recommendations]] = [None] * len(item_ids)
+        pending = list(range(len(item_ids)))
+        while pending:  # rows with distinct session ids go together
+            seen, batch, rest = set(), [], []
+            for i in pending:
+                (rest if session_ids[i] in seen else batch).append(i)
+                seen.add(session_ids[i])
+            self._observe_batch([session_ids[i] for i in batch], [item_ids[i] for i in batch], k, batch, results)
+            pending = rest
+        return results  # type: ignore[return-value]
+
+    def _observe_batch(self, session_ids, item_ids, k, rows, results) -> None:
+        index = self.item_map.index_of(np.asarray(item_ids, dtype=np.int64)).astype(np.int32)
+        sessions = [self._session(sid) for sid in session_ids]
+        states = np.stack([s.state for s in sessions])
+        new_states = self._advance(tf.constant(index), tf.constant(states)).numpy()
+        unknown = index < 0
+        self.stats.unknown_items += int(unknown.sum())
+        for session, state, is_unknown in zip(sessions, new_states, unknown):
+            session.state = state
+            session.n_known += int(not is_unknown)
+        ready = [j for j, s in enumerate(sessions) if s.n_known > 0]
+        if ready:
+            ids, scores = self._lists(new_states[ready], k)
+            for n, j in enumerate(ready):
+                results[rows[j]] = Recommendations(ids[n], scores[n], int(unknown[j]))
+        for j, s in enumerate(sessions):
+            if s.n_known == 0:
+                empty = Recommendations(np.zeros(0, np.int64), np.zeros(0, np.float32), int(unknown[j]))
+                results[rows[j]] = empty
+
+    def observe(self, session_id: Hashable, item_id: int, k: int = 20) -> Recommendations:
+        """Record that ``session_id`` clicked ``item_id`` and return its top-``k`` next items (see module doc)."""
+        return self.observe_many([session_id], [item_id], k)[0]
+
+    def end_session(self, session_id: Hashable) -> bool:
+        """Forget a session's state (True if it was kept)."""
+        return self._sessions.pop(session_id, None) is not None
+
+    @property
+    def n_sessions(self) -> int:
+        return len(self._sessions)
+
+    def __contains__(self, session_id: Hashable) -> bool:
+        return session_id in self._sessions
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# SavedModel
+
+
+class _Serving(tf.Module):
+    """What the SavedModel holds: the model's variables, the id lookup and the serving functions."""
+
+    def __init__(self, model, item_map: ItemMap, k: int):
+        super().__init__(name="gru4rec_serving")
+        self.model = model
+        self.k = int(min(k, item_map.n_items))
+        self.layer_sizes = [int(s.shape[-1]) for s in model.initial_state(1)]
+        self.state_size = tf.constant(sum(self.layer_sizes), tf.int32)
+        self.item_ids = tf.Variable(item_map.ids, trainable=False, name="item_ids")  # index -> ItemId
+        self.lookup = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(item_map.ids, tf.int64), tf.range(item_map.n_items, dtype=tf.int64)
+            ),
+            default_value=-1,
+        )
+        sizes = self.layer_sizes
+        total = sum(sizes)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="item_ids"),
+                                      tf.TensorSpec([None, total], tf.float32, name="state")])
+        def serve(item_ids, state):
+            index = tf.cast(self.lookup.lookup(item_ids), tf.int32)
+            known = index >= 0
+            _, new_layers = self.model.step(tf.maximum(index, 0), tf.split(state, sizes, axis=1), training=False)
+            new_state = tf.where(known[:, None], tf.concat(new_layers, axis=1), state)
+            hidden = tf.split(new_state, sizes, axis=1)[-1]
+            scores, top = tf.math.top_k(self.model.score_all(hidden), k=self.k)
+            return {
+                "top_item_ids": tf.gather(self.item_ids, top),
+                "top_scores": scores,
+                "state": new_state,
+                "known": known,
+            }
+
+        @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")])
+        def initial_state(batch_size):
+            return {"state": tf.zeros([batch_size, total], tf.float32)}
+
+        self.serve = serve
+        self.initial_state = initial_state
+
+
+def export_saved_model(run_dir: PathLike, out_dir: PathLike, epoch: Optional[int] = None, k: int = 20) -> str:
+    """Export the model of a run folder as a TensorFlow SavedModel for serving; returns ``out_dir``.
+
+    Signatures:
+
+    * ``serving_default``: inputs ``item_ids`` (int64 ``(batch,)``, ORIGINAL ItemIds, looked up in a hash table
+      inside the graph) and ``state`` (float32 ``(batch, state_size)``, the layers' hidden states concatenated; zeros
+      for a new session); outputs ``top_item_ids`` (int64 ``(batch, k)``, original ids, best first), ``top_scores``
+      (float32 ``(batch, k)``, raw scores), ``state`` (the new state to pass with the session's next click) and
+      ``known`` (bool ``(batch,)``; False for an id not in the catalogue, whose row keeps its previous state).
+    * ``initial_state``: input ``batch_size`` (int32 scalar), output ``state`` (zeros).
+
+    ``k`` is fixed at export time (capped at the number of items).
+    """
+    from gru4rec.runs import load_run
+
+    run = load_run(run_dir, epoch=epoch)
+    return save_serving_model(run.model, run.item_map, out_dir, k=k)
+
+
+def save_serving_model(model, item_map: ItemMap, out_dir: PathLike, k: int = 20) -> str:
+    """:func:`export_saved_model` for a model and item map in memory."""
+    module = _Serving(model, item_map, k)
+    out_dir = os.fspath(out_dir)
+    tf.saved_model.save(
+        module,
+        out_dir,
+        signatures={"serving_default": module.serve, "initial_state": module.initial_state},
+    )
+    return out_dir
