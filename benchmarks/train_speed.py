@@ -37,9 +37,8 @@ def synthetic_sessions(n_sessions: int = 60_000, n_items: int = N_ITEMS, seed: i
     popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8
     items = rng.choice(n_items, size=lengths.sum(), p=popularity / popularity.sum())
     items[: n_items] = np.arange(n_items)  # every item occurs at least once
-    frame = pd.DataFrame(
-        {"SessionId": np.repeat(np.arange(n_sessions), lengths), "ItemId": items, "Time": np.arange(lengths.sum(), dtype=float)}
-    )
+    sessions = np.repeat(np.arange(n_sessions), lengths)
+    frame = pd.DataFrame({"SessionId": sessions, "ItemId": items, "Time": np.arange(lengths.sum(), dtype=float)})
     return SessionData.from_frame(frame)
 
 
@@ -49,7 +48,10 @@ def configurations():
     seed = Config.preset("seed")
     return {
         "seed": ("seed config (B=50, in-batch, XE, Adam), BP", seed),
-        "official": ("official RSC15-best (B=32, 2048 neg., logQ, shared emb., Adagrad+mom.), BP", Config.preset("official")),
+        "official": (
+            "official RSC15-best (B=32, 2048 neg., logQ, shared emb., Adagrad+mom.), BP",
+            Config.preset("official"),
+        ),
         "bptt8": ("seed config, truncated BPTT 8 steps", seed.with_overrides(bptt_steps=8)),
         "bptt20": ("seed config, truncated BPTT 20 steps", seed.with_overrides(bptt_steps=20)),
         "official_bptt8": ("official RSC15-best, truncated BPTT 8 steps", Config.preset("official", bptt_steps=8)),
