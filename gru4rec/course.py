@@ -46,6 +46,10 @@ def repository_root() -> Path:
     return root
 
 
+DEFAULT_CELL_TIMEOUT_S = 1800
+"""A cell that runs longer than this fails the run instead of hanging the main job (the longest real cell, a
+training run on the ``small`` preset, takes a few minutes on 2 cores)."""
+
 HEADLESS_PARAMETERS: dict[str, dict[str, Any]] = {"00_playground.ipynb": {"INTERACTIVE": False}}
 """Settings every headless run needs (papermill has no front end: the playground calls its functions directly)."""
 
@@ -72,7 +76,7 @@ def execute_notebook(
     name: str,
     out_dir: PathLike,
     parameters: Optional[Mapping[str, Any]] = None,
-    cell_timeout: Optional[int] = None,
+    cell_timeout: Optional[int] = DEFAULT_CELL_TIMEOUT_S,
     html: bool = True,
 ) -> ExecutedNotebook:
     """Execute ``notebooks/<name>`` with papermill into ``out_dir/notebooks`` (and export HTML)."""
@@ -118,7 +122,7 @@ def run_course(
     out_dir: PathLike,
     smoke: bool = False,
     names: Sequence[str] = NOTEBOOKS,
-    cell_timeout: Optional[int] = None,
+    cell_timeout: Optional[int] = DEFAULT_CELL_TIMEOUT_S,
     html: bool = True,
 ) -> list[ExecutedNotebook]:
     """Execute the course in order; ``smoke`` uses the small test parameters instead of the real run."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gru4rec.course import NOTEBOOKS, run_course
+from gru4rec.course import DEFAULT_CELL_TIMEOUT_S, NOTEBOOKS, run_course
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,7 +17,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--smoke", action="store_true", help="small settings (tiny preset, one epoch)")
     parser.add_argument("--only", nargs="+", choices=NOTEBOOKS, metavar="NOTEBOOK", help="run only these")
     parser.add_argument("--no-html", action="store_true", help="skip the HTML export")
-    parser.add_argument("--cell-timeout", type=int, default=None, help="seconds allowed per cell")
+    parser.add_argument(
+        "--cell-timeout",
+        type=int,
+        default=DEFAULT_CELL_TIMEOUT_S,
+        help=f"seconds allowed per cell (default: {DEFAULT_CELL_TIMEOUT_S})",
+    )
     parser.set_defaults(func=run)
 
 
