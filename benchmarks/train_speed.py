@@ -116,21 +116,50 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per configuration (default 3)")
     parser.add_argument("--only", nargs="+", choices=list(configurations()), help="run only these configurations")
     parser.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    names = [n for n in configurations() if not args.only or n in args.only]
+    if not args.in_process:
+        return _run_each_in_its_own_process(names, args)
     import tensorflow as tf
 
+    from gru4rec.train import single_threaded_ops_on_cpu
+
+    single = single_threaded_ops_on_cpu(configurations()[names[0]][1])  # as train() does; once per process
+
     data = synthetic_sessions()
-    print(f"synthetic data: {data.n_events:,} events, {data.n_sessions:,} sessions, {data.n_items:,} items; "
-          f"TensorFlow {tf.__version__}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(f"[{names[0]}] {data.n_events:,} events, {data.n_sessions:,} sessions, {data.n_items:,} items; TensorFlow "
+          f"{tf.__version__}; single-threaded ops: {single}", file=sys.stderr)  # fmt: skip
     results = {}
-    header = f"{'configuration':78s} {'events/s':>10s} {'ms/step':>8s}   (median: events/s, ms/step)"
-    print(header)
-    for name, (label, config) in configurations().items():
-        if args.only and name not in args.only:
-            continue
+    for name in names:
+        label, config = configurations()[name]
         r = time_config(config, data, args.chunks, args.repeats)
-        results[name] = {"label": label, **r}
-        print(f"{label:78s} {r['events_per_s_best']:10,.0f} {r['ms_per_step_best']:8.3f}   "
+        results[name] = {"label": label, "single_threaded_ops": single, **r}
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2)
+    return 0
+
+
+def _run_each_in_its_own_process(names, args) -> int:
+    """Thread settings are per process (see ``gru4rec.train.single_threaded_ops_on_cpu``): one process each."""
+    import subprocess
+    import tempfile
+
+    print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}; {N_ITEMS:,} items; steady state after "
+          f"one traced chunk; best of {args.repeats} x {args.chunks} chunks (median in brackets)")  # fmt: skip
+    print(f"{'configuration':78s} {'events/s':>10s} {'ms/step':>8s}   (median: events/s, ms/step)")
+    results = {}
+    for name in names:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "r.json")
+            command = [sys.executable, os.path.abspath(__file__), "--in-process", "--only", name, "--json", out,
+                       "--chunks", str(args.chunks), "--repeats", str(args.repeats)]  # fmt: skip
+            subprocess.run(command, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+            with open(out) as handle:
+                r = json.load(handle)[name]
+        results[name] = r
+        print(f"{r['label']:78s} {r['events_per_s_best']:10,.0f} {r['ms_per_step_best']:8.3f}   "
               f"({r['events_per_s_median']:,.0f}, {r['ms_per_step_median']:.3f})", flush=True)  # fmt: skip
     for k in ("bptt8", "bptt20"):
         if k in results and "seed" in results:

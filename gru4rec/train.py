@@ -45,6 +45,32 @@ from gru4rec.optim import RowGrad, make_optimizer
 from gru4rec.sampling import NegativeSampler
 from gru4rec.session_data import SessionData
 
+SMALL_STEP_N_SAMPLE = 256
+
+
+def single_threaded_ops_on_cpu(config: Optional[Config] = None) -> bool:
+    """Run every op on one thread (intra-op parallelism 1; independent ops still run side by side) when training
+    on a CPU with small steps (``n_sample <= 256``). Such ops are tiny: splitting each across a thread pool costs
+    more than it saves. Measured on the 2-core CPU: the seed configuration 0.47-0.59 ms/step instead of 0.76-0.82.
+    With 2,048 extra negatives the matrices are large enough to gain from the pool, so it is left as it is.
+
+    TensorFlow accepts this only before its runtime starts (the first op), so it is tried at the start of ``train``
+    and of the commands; it is skipped when a GPU is visible or ``TF_NUM_INTRAOP_THREADS`` is set. It applies to the
+    whole process. Returns whether ops run single-threaded."""
+    if config is not None and config.n_sample > SMALL_STEP_N_SAMPLE:
+        return tf.config.threading.get_intra_op_parallelism_threads() == 1
+    if os.environ.get("TF_NUM_INTRAOP_THREADS"):
+        return os.environ["TF_NUM_INTRAOP_THREADS"] == "1"
+    if tf.config.threading.get_intra_op_parallelism_threads() == 1:
+        return True
+    try:
+        if tf.config.list_physical_devices("GPU"):
+            return False
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        return True
+    except RuntimeError:  # the runtime has started already; keep its setting
+        return False
+
 
 class TrainingError(RuntimeError):
     """Training stopped (a NaN loss); the message says where and which checkpoint is the last good one."""
@@ -448,6 +474,7 @@ def train(
     """
     from gru4rec.logs import LogWriter
 
+    single_threaded = single_threaded_ops_on_cpu(config)
     run_dir = Path(out_dir)
     check_training_data(train_data, config)
     if valid_data is not None and valid_data.n_items != train_data.n_items:
@@ -479,7 +506,7 @@ def train(
         "n_train_events": int(train_data.n_events),
         "n_train_sessions": int(train_data.n_sessions),
         "versions": _versions(),
-        "device": {"ran_on": None},
+        "device": {"ran_on": None, "single_threaded_ops": single_threaded},
     }
     _write_json(config_path, meta)
     if not (run_dir / "items.tsv").exists():

@@ -103,12 +103,13 @@ def _evaluate_test(run_dir: Path, model, train_data, test_path: str) -> dict:
 
 def run_train(args: argparse.Namespace) -> int:
     from gru4rec.config import Config
-    from gru4rec.train import train
+    from gru4rec.train import single_threaded_ops_on_cpu, train
 
     overrides = {
         name[3:]: value for name, value in vars(args).items() if name.startswith("hp_") and value is not None
     }
     config = Config.preset(args.preset, **overrides)
+    single_threaded_ops_on_cpu(config)  # before TensorFlow's runtime starts (see gru4rec.train)
     train_data = _read(args.train, "training")
     valid = _read(args.valid, "validation", item_map=train_data.item_map) if args.valid else None
     if args.test and not os.path.isfile(args.test):
@@ -162,9 +163,10 @@ def _print_record(record: dict) -> None:
 
 
 def run_seed(args: argparse.Namespace) -> int:
-    from gru4rec.train import train
+    from gru4rec.train import single_threaded_ops_on_cpu, train
 
     config, notes = seed_config(args)
+    single_threaded_ops_on_cpu(config)
     for note in notes:
         print(note, file=sys.stderr)
     run_dir = Path(args.checkpoint_dir)
