@@ -26,6 +26,10 @@ from typing import Any, Mapping, Optional
 LOSSES = ("cross-entropy", "bpr", "top1", "bpr-max", "top1-max")
 OPTIMIZERS = ("adagrad", "adam")
 HIDDEN_ACTS = ("tanh", "relu")
+# where and how it runs (gru4rec.devices.DEVICE_KINDS, gru4rec.precision.PRECISIONS, gru4rec.distribute)
+DEVICES = ("auto", "cpu", "gpu", "npu")
+PRECISIONS = ("fp32", "mixed_bfloat16", "mixed_float16")
+DISTRIBUTE = ("none", "mirrored", "multiworker")
 PLAIN_FINAL_ACTS = ("softmax", "linear", "relu", "tanh")
 PARAM_FINAL_ACTS = ("elu-<X>", "leaky-<X>")
 FINAL_ACT_HELP = "softmax, linear, relu, tanh, elu-<X>, leaky-<X> (X a number >= 0)"
@@ -148,8 +152,9 @@ class Config:
         check("optimizer", self.optimizer in OPTIMIZERS, ", ".join(OPTIMIZERS))
         for name in ("constrained_embedding", "init_as_normal", "shuffle"):
             check(name, isinstance(getattr(self, name), bool), "true or false")
-        for name in ("device", "distribute", "precision"):
-            check(name, isinstance(getattr(self, name), str) and getattr(self, name) != "", "a non-empty string")
+        check("device", self.device in DEVICES, ", ".join(DEVICES))
+        check("precision", self.precision in PRECISIONS, ", ".join(PRECISIONS))
+        check("distribute", self.distribute in DISTRIBUTE, ", ".join(DISTRIBUTE))
         if self.optimizer == "adam" and self.momentum > 0:
             raise ValueError("momentum: applies to optimizer 'adagrad' only (Adam has its own moments); use momentum=0")
         if self.constrained_embedding and self.embedding > 0:

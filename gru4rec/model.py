@@ -64,12 +64,22 @@ class GRULayer(tf.Module):
         self.b = tf.Variable(np.zeros(3 * units, np.float32), name="b")
 
     def cell(self, vx: tf.Tensor, h: tf.Tensor, activation) -> tf.Tensor:
-        """One step given ``vx = x @ Wx + b`` (batch, 3H) and the state ``h`` (batch, H)."""
+        """One step given ``vx = x @ Wx + b`` (batch, 3H) and the state ``h`` (batch, H).
+
+        The gates compute in ``vx``'s dtype (float32, or bfloat16/float16 under mixed precision: the float32
+        weights and state are cast at use); the state update ``h + z (c - h)`` and the returned state stay in
+        ``h``'s dtype (float32), so rounding does not accumulate along a session."""
         units = self.units
+        dtype = vx.dtype
+        h_c = h if h.dtype == dtype else tf.cast(h, dtype)
+        wrz = self.Wrz if dtype == self.Wrz.dtype else tf.cast(self.Wrz, dtype)
+        wh = self.Wh if dtype == self.Wh.dtype else tf.cast(self.Wh, dtype)
         vx_c, vx_rz = tf.split(vx, [units, 2 * units], axis=1)
-        rz = tf.sigmoid(vx_rz + tf.matmul(h, self.Wrz))
+        rz = tf.sigmoid(vx_rz + tf.matmul(h_c, wrz))
         r, z = tf.split(rz, 2, axis=1)
-        candidate = activation(tf.matmul(h * r, self.Wh) + vx_c)
+        candidate = activation(tf.matmul(h_c * r, wh) + vx_c)
+        if dtype != h.dtype:
+            z, candidate = tf.cast(z, h.dtype), tf.cast(candidate, h.dtype)
         return h + z * (candidate - h)
 
 
@@ -144,18 +154,26 @@ class GRU4RecModel(tf.Module):
 
         ``seed``: a (2,) int tensor for the stateless dropout masks (training only); layer ``i`` uses
         ``seed + [0, i+1]`` and the embedding ``seed``. Returns ``(hidden of the last layer, new_state)``.
+
+        Mixed precision: the stack computes in ``x_rows``' dtype (cast the gathered rows with
+        ``gru4rec.precision.PrecisionPolicy.cast``); the float32 weights are cast at use and the state stays
+        float32, so the returned hidden and state are float32 whatever the compute dtype.
         """
         cfg = self.config
         use_dropout = training and seed is not None
+        dtype = x_rows.dtype
         x = x_rows
         if use_dropout and cfg.dropout_p_embed > 0 and self.embedding_mode != "none":
             x = _dropout(x, cfg.dropout_p_embed, seed)
         new_state = []
         for i, layer in enumerate(self.gru_layers):
+            x = x if x.dtype == dtype else tf.cast(x, dtype)
+            b = layer.b if dtype == layer.b.dtype else tf.cast(layer.b, dtype)
             if i == 0 and self.embedding_mode == "none":
-                vx = tf.nn.bias_add(x, layer.b)
+                vx = tf.nn.bias_add(x, b)
             else:
-                vx = tf.nn.bias_add(tf.matmul(x, layer.Wx), layer.b)
+                wx = layer.Wx if dtype == layer.Wx.dtype else tf.cast(layer.Wx, dtype)
+                vx = tf.nn.bias_add(tf.matmul(x, wx), b)
             h = layer.cell(vx, state[i], self._activation)
             if use_dropout and cfg.dropout_p_hidden > 0:
                 h = _dropout(h, cfg.dropout_p_hidden, seed + tf.constant([0, i + 1], seed.dtype))

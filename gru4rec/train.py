@@ -42,6 +42,7 @@ from gru4rec.config import Config
 from gru4rec.losses import loss_masks, row_losses
 from gru4rec.model import GRU4RecModel
 from gru4rec.optim import RowGrad, make_optimizer
+from gru4rec.precision import PrecisionPolicy, get_policy
 from gru4rec.sampling import NegativeSampler
 from gru4rec.session_data import SessionData
 
@@ -133,6 +134,15 @@ def plan_epoch(data: SessionData, config: Config, epoch: int, chunk: int) -> Epo
     return EpochPlan(inputs, targets, resets, valid, n_steps, int(valid.sum()))
 
 
+def truncate_plan(plan: EpochPlan, n_steps: int, chunk: int) -> EpochPlan:
+    """The first ``n_steps`` steps of ``plan`` (padded to whole chunks with invalid steps)."""
+    padded = -(-n_steps // chunk) * chunk
+    valid = plan.valid[:padded].copy()
+    valid[n_steps:] = False
+    return EpochPlan(plan.inputs[:padded], plan.targets[:padded], plan.resets[:padded], valid, n_steps,
+                     int(valid.sum()))  # fmt: skip
+
+
 # ----------------------------------------------------------------------------------------------- the engine
 class Progress(tf.Module):
     """Checkpointed counters: epochs done and mini-batch steps done."""
@@ -153,8 +163,11 @@ class Trainer:
         item_counts: np.ndarray,
         model: Optional[GRU4RecModel] = None,
         max_steps_per_epoch: Optional[int] = None,
+        policy: Optional[PrecisionPolicy] = None,
     ):
         self.config = config
+        # CPU and GPU policies compute alike; on the NPU pass the policy of the opened device (``train`` does).
+        self.policy = policy or get_policy(config.precision, "cpu")
         self.model = model or GRU4RecModel(n_items, config)
         self.k = config.bptt_steps
         self.chunk = -(-config.chunk_steps // self.k) * self.k
@@ -175,12 +188,23 @@ class Trainer:
             counts = np.maximum(np.asarray(item_counts, np.float64), 1.0)
             self.logq_table = tf.constant((config.logq * np.log(counts)).astype(np.float32))
         self._seed_stride = len(config.layers) + 1
+        # float16 only: a dynamic loss scale (checkpointed); a step whose gradients overflow is skipped.
+        self.loss_scale = self.policy.new_loss_scale()
         self.run_chunk = tf.function(self._run_chunk)
 
     def checkpoint(self) -> tf.train.Checkpoint:
-        return tf.train.Checkpoint(
-            model=self.model, optimizer=self.optimizer, sampler=self.sampler.state, progress=self.progress
-        )
+        parts = dict(model=self.model, optimizer=self.optimizer, sampler=self.sampler.state, progress=self.progress)
+        if self.loss_scale is not None:
+            parts["loss_scale"] = self.loss_scale
+        return tf.train.Checkpoint(**parts)
+
+    # Data-parallel hooks (``gru4rec.distribute`` overrides them): this replica's lanes of a (…, B, …) tensor, and
+    # the sum of a list of gradients over the replicas. On one device: everything, and the gradients themselves.
+    def _lanes(self, t: tf.Tensor, axis: int = 1) -> tf.Tensor:
+        return t
+
+    def _all_reduce(self, grads: list) -> list:
+        return grads
 
     # -------------------------------------------------------------------------------------------- in-graph
     def _window(self, x, y, keep, masks, smp, seeds, hyper, state):
@@ -193,10 +217,15 @@ class Trainer:
         then come out already summed per item: with ``k == 1`` the scores are computed against the unique rows and
         expanded to the mini-batch columns by a column gather, so no (M, H) gradient has to be segment-summed.
         """
-        cfg, model = self.config, self.model
+        cfg, model, policy = self.config, self.model, self.policy
         k, batch = self.k, self.batch
         n_cols = batch + self.n_sample
         row_mask, col_mask, col_bias = masks
+        if k > 1:
+            n_real = tf.reduce_sum(tf.reduce_max(row_mask, axis=1))  # steps with a valid lane (all replicas)
+        # x, y and the samples are the whole mini-batch on every replica (the item rows and the in-batch negatives
+        # are the same everywhere); the forward pass runs on this replica's lanes only.
+        keep, row_mask = self._lanes(keep), self._lanes(row_mask)
         ycols = tf.concat([y, smp], axis=1)  # (k, M)
         flat_y = tf.reshape(ycols, [-1])
         flat_x = tf.reshape(x, [-1])
@@ -207,20 +236,22 @@ class Trainer:
             uniq, seg = tf.unique(tf.concat([flat_y, flat_x], axis=0))
             n_out = tf.reduce_max(seg[: k * n_cols]) + 1
             seg_y = tf.reshape(seg[: k * n_cols], [k, n_cols])
-            seg_x = tf.reshape(seg[k * n_cols :], [k, batch])
+            seg_x = self._lanes(tf.reshape(seg[k * n_cols :], [k, batch]))
             table = tf.gather(model.Wy, uniq)
             bias = tf.gather(model.By, uniq)
             sources = [table, bias]
+            sparse_rows = [(uniq, table), (uniq, bias)]
             in_table = out_table = table
         else:
             out_idx, seg_y = tf.unique(flat_y)
             in_idx, seg_x = tf.unique(flat_x)
             seg_y = tf.reshape(seg_y, [k, n_cols])
-            seg_x = tf.reshape(seg_x, [k, batch])
+            seg_x = self._lanes(tf.reshape(seg_x, [k, batch]))
             out_table = tf.gather(model.Wy, out_idx)
             bias = tf.gather(model.By, out_idx)
             in_table = tf.gather(model.input_table, in_idx)
             sources = [out_table, bias, in_table]
+            sparse_rows = [(out_idx, out_table), (out_idx, bias), (in_idx, in_table)]
         adjust = None
         if self.logq_table is not None:
             adjust = tf.concat(
@@ -229,19 +260,25 @@ class Trainer:
         dense = model.dense_variables
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(sources + dense)
+            # Mixed precision: the gathered float32 rows are cast to the compute dtype here (their gradients
+            # stay float32 rows), the GRU casts its weights at use and keeps a float32 state, and the scores go
+            # back to float32 before the final activation and the loss.
+            c_in, c_out, c_bias = policy.cast(in_table), policy.cast(out_table), policy.cast(bias)
             h = list(state)
             total = 0.0
             sums = []
             for i in range(k):
                 h = [hl * keep[i] for hl in h]
-                x_rows = tf.gather(in_table, seg_x[i])
+                x_rows = tf.gather(c_in, seg_x[i])
                 hidden, h = model.stack(x_rows, h, training=True, seed=seeds[i])
+                hidden = policy.cast(hidden)
                 if k == 1:
-                    unique_scores = tf.nn.bias_add(tf.matmul(hidden, out_table, transpose_b=True), bias)
+                    unique_scores = tf.nn.bias_add(tf.matmul(hidden, c_out, transpose_b=True), c_bias)
                     scores = tf.gather(unique_scores, seg_y[i], axis=1)
                 else:
-                    rows_i = tf.gather(out_table, seg_y[i])
-                    scores = tf.nn.bias_add(tf.matmul(hidden, rows_i, transpose_b=True), tf.gather(bias, seg_y[i]))
+                    rows_i = tf.gather(c_out, seg_y[i])
+                    scores = tf.nn.bias_add(tf.matmul(hidden, rows_i, transpose_b=True), tf.gather(c_bias, seg_y[i]))
+                scores = policy.to_float32(scores)
                 lanes = row_losses(
                     scores, None, cfg.loss, self.final_act, cfg.bpreg, None if adjust is None else adjust[i],
                     masks=(row_mask[i], col_mask[i], col_bias[i]),
@@ -252,24 +289,36 @@ class Trainer:
             if k == 1:
                 loss = total / batch
             else:
-                n_real = tf.reduce_sum(tf.reduce_max(row_mask, axis=1))
                 loss = total / (batch * tf.maximum(n_real, 1.0))
+            if self.loss_scale is not None:
+                loss = self.loss_scale.scale_loss(loss)
         grads = tape.gradient(loss, sources + dense)
         # Gradients of gathered tables arrive as IndexedSlices over the unique rows; sum them into (n_unique, d).
         grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+        grads = [tf.zeros_like(src) if g is None else g for src, g in zip(sources + dense, grads)]
+        grads = self._all_reduce(grads)
+        if self.loss_scale is None:
+            self._apply(grads, shared, uniq if shared else None, n_out if shared else None, sparse_rows, hyper)
+        else:
+            # Unscale, skip the update when a gradient is not finite (the optimizer step does not advance), adapt
+            # the scale. The hyperparameters are those of the optimizer's current step (skips shift the schedule).
+            hyper = self.optimizer.hyperparameters(tf.reshape(self.optimizer.step.read_value(), [1]))[0]
+            self.loss_scale.apply_gradients(
+                grads, lambda g: self._apply(g, shared, uniq if shared else None, n_out if shared else None,
+                                             sparse_rows, hyper)
+            )  # fmt: skip
+        return h, tf.stack(sums) if k > 1 else tf.reshape(sums[0], [1])
+
+    def _apply(self, grads, shared, uniq, n_out, sparse_rows, hyper):
+        """The optimizer update from the window's gradients (sources then dense variables)."""
         if shared:
+            table, bias = sparse_rows[0][1], sparse_rows[1][1]
             sparse = [RowGrad(uniq, grads[0], table), RowGrad(uniq[:n_out], grads[1][:n_out], bias[:n_out])]
             dense_grads = grads[2:]
         else:
-            sparse = [
-                RowGrad(out_idx, grads[0], out_table),
-                RowGrad(out_idx, grads[1], bias),
-                RowGrad(in_idx, grads[2], in_table),
-            ]
+            sparse = [RowGrad(idx, g, rows) for (idx, rows), g in zip(sparse_rows, grads[:3])]
             dense_grads = grads[3:]
-        dense_grads = [tf.zeros_like(var) if g is None else g for var, g in zip(dense, dense_grads)]
         self.optimizer.apply(sparse + list(dense_grads), hyper=hyper)
-        return h, tf.stack(sums) if k > 1 else tf.reshape(sums[0], [1])
 
     def update_window(self, x, y, resets, valid, samples, state):
         """One update on one window of k steps, outside the chunk loop (for tests and notebooks): x, y, resets,
@@ -327,10 +376,21 @@ class Trainer:
             return float(cfg.learning_rate)
         return max(cfg.lr_floor, cfg.learning_rate * cfg.decay ** (update // cfg.decay_steps))
 
-    def run_epoch(self, data: SessionData, epoch: int, on_chunk: Optional[Callable] = None) -> dict:
-        """Train one epoch. ``on_chunk(first_step, step_losses, seconds)`` after every chunk (host-side logging)."""
+    def _initial_state(self) -> list:
+        return self.model.initial_state(self.batch)
+
+    def _ran_on(self, state) -> str:
+        return state[0].device
+
+    def run_epoch(
+        self, data: SessionData, epoch: int, on_chunk: Optional[Callable] = None, max_steps: Optional[int] = None
+    ) -> dict:
+        """Train one epoch. ``on_chunk(first_step, step_losses, seconds)`` after every chunk (host-side logging).
+        ``max_steps``: stop after that many mini-batch steps (the epoch is cut short)."""
         plan = plan_epoch(data, self.config, epoch, self.chunk)
-        state = self.model.initial_state(self.batch)
+        if max_steps is not None and max_steps < plan.n_steps:
+            plan = truncate_plan(plan, max(int(max_steps), 1), self.chunk)
+        state = self._initial_state()
         losses = np.zeros(plan.n_steps, np.float64)
         t_start = time.perf_counter()
         for lo in range(0, plan.n_steps, self.chunk):
@@ -352,7 +412,7 @@ class Trainer:
             )
             n_valid = plan.valid[lo:hi].sum(axis=1)
             chunk_losses = chunk_losses.numpy()[:n_real] / np.maximum(n_valid, 1)  # mean over the step's lanes
-            self.device = state[0].device  # where the chunk's ops ran (TF's placement of its output)
+            self.device = self._ran_on(state)  # where the chunk's ops ran (TF's placement of its output)
             losses[lo:hi] = chunk_losses
             seconds = time.perf_counter() - t0
             if on_chunk is not None:
@@ -441,7 +501,7 @@ def _write_json(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def _config_differences(a: Config, b: Config, ignore=("n_epochs",)) -> list:
+def _config_differences(a: Config, b: Config, ignore=("n_epochs", "device")) -> list:
     da, db = a.to_dict(), b.to_dict()
     return [f"{k}: {da[k]!r} (run) != {db[k]!r} (now)" for k in da if k not in ignore and da[k] != db[k]]
 
@@ -462,6 +522,7 @@ def train(
     resume: bool = False,
     callbacks: Sequence[Any] = (),
     progress: bool = True,
+    max_steps: Optional[int] = None,
 ) -> TrainResult:
     """Train GRU4Rec on ``train_data`` into the run folder ``out_dir``; see the module docstring.
 
@@ -471,8 +532,16 @@ def train(
     except ``n_epochs``) and ends with the same weights as an uninterrupted run. ``valid_data`` (indexed with the
     training item map) is evaluated after every epoch (Recall@20, MRR@20). A NaN loss raises
     :class:`TrainingError` naming the step; the checkpoints of the epochs before it are kept.
+
+    ``config.device`` (auto/cpu/gpu/npu, ``gru4rec.devices``: an absent device raises ``DeviceUnavailableError``,
+    never a fallback), ``config.precision`` (``gru4rec.precision``) and ``config.distribute``
+    (none/mirrored/multiworker, ``gru4rec.distribute``) say where and how it runs; ``config.json`` records the
+    device the training function's output was placed on, the environment and the precision policy.
+    ``max_steps`` stops training after that many mini-batch steps in all (short timed runs); the epoch it falls in
+    is cut short and still checkpointed.
     """
-    from gru4rec.logs import LogWriter
+    from gru4rec.devices import device_scope, environment_report, resolve_device
+    from gru4rec.precision import npu_precision_mode
 
     single_threaded = single_threaded_ops_on_cpu(config)
     run_dir = Path(out_dir)
@@ -481,7 +550,6 @@ def train(
         raise ValueError("valid_data must use the training item map (SessionData.from_frame(df, item_map=...))")
     cbs = [cb if isinstance(cb, Callback) else _FunctionCallback(cb) for cb in callbacks]
     config_path = run_dir / "config.json"
-    ckpt_dir = run_dir / "checkpoints"
     if resume and config_path.exists():
         saved = Config.from_dict(json.loads(config_path.read_text())["config"])
         diffs = _config_differences(saved, config)
@@ -489,10 +557,40 @@ def train(
             raise ValueError("--resume with a different configuration: " + "; ".join(diffs))
     elif config_path.exists():
         raise ValueError(f"{run_dir} already holds a run (config.json); use resume=True (--resume) or another folder")
+    # The device opens before any model is built (the NPU adapter's options apply only then).
+    choice = resolve_device(
+        config.device,
+        precision_mode=npu_precision_mode(config.precision),
+        loop_size=-(-config.chunk_steps // config.bptt_steps),
+    )
+    policy = get_policy(config.precision, choice.kind)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with device_scope(choice):
+        return _train_on_device(
+            config, train_data, run_dir, valid_data, resume, cbs, progress, choice, policy, single_threaded,
+            environment_report(choice), max_steps,
+        )  # fmt: skip
 
+
+def _make_trainer(config: Config, train_data: SessionData, policy: PrecisionPolicy, choice) -> Trainer:
+    """A :class:`Trainer`, or a data-parallel one (``gru4rec.distribute``) when ``config.distribute`` asks."""
+    kwargs = dict(max_steps_per_epoch=train_data.n_pairs, policy=policy)
+    if config.distribute == "none":
+        return Trainer(config, train_data.n_items, train_data.item_counts, **kwargs)
+    from gru4rec.distribute import make_distributed_trainer
+
+    return make_distributed_trainer(config, train_data.n_items, train_data.item_counts, choice=choice, **kwargs)
+
+
+def _train_on_device(config, train_data, run_dir, valid_data, resume, cbs, progress, choice, policy,
+                     single_threaded, environment, max_steps=None) -> TrainResult:  # fmt: skip
+    """The body of :func:`train`, inside the chosen device's scope."""
+    from gru4rec.logs import LogWriter
+
+    config_path = run_dir / "config.json"
+    ckpt_dir = run_dir / "checkpoints"
     item_support = train_data.item_counts
-    trainer = Trainer(config, train_data.n_items, item_support, max_steps_per_epoch=train_data.n_pairs)
+    trainer = _make_trainer(config, train_data, policy, choice)
     ckpt = trainer.checkpoint()
     manager = tf.train.CheckpointManager(ckpt, str(ckpt_dir), max_to_keep=None, checkpoint_name="epoch")
     resumed_from = 0
@@ -506,7 +604,10 @@ def train(
         "n_train_events": int(train_data.n_events),
         "n_train_sessions": int(train_data.n_sessions),
         "versions": _versions(),
-        "device": {"ran_on": None, "single_threaded_ops": single_threaded},
+        "device": {"ran_on": None, **choice.as_dict(), "single_threaded_ops": single_threaded},
+        "environment": environment,
+        "precision": policy.as_dict(),
+        "distribute": trainer.distribute_info() if hasattr(trainer, "distribute_info") else {"strategy": "none"},
     }
     _write_json(config_path, meta)
     if not (run_dir / "items.tsv").exists():
@@ -538,6 +639,8 @@ def train(
     try:
         for epoch in range(resumed_from, config.n_epochs):
             base_step = int(trainer.progress.batch_step.numpy())
+            if max_steps is not None and base_step >= max_steps:
+                break
             base_update = int(trainer.optimizer.step.numpy())
             running = {"sum": 0.0, "n": 0}
             bar = None
@@ -568,7 +671,8 @@ def train(
                     bar.update(len(losses))
                     bar.set_postfix(loss=f"{running['sum'] / max(running['n'], 1):.4f}")
 
-            out = trainer.run_epoch(train_data, epoch, on_chunk)
+            left = None if max_steps is None else max_steps - base_step
+            out = trainer.run_epoch(train_data, epoch, on_chunk, max_steps=left)
             if bar is not None:
                 bar.close()
             device = getattr(trainer, "device", "") or device

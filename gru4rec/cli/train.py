@@ -77,7 +77,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="the run folder (the seed's ./checkpoint; a previous run there is replaced)")  # fmt: skip
     extra.add_argument("--test_data", metavar="PATH",
                        help="with --train 0: test sessions (default: rsc15_test.txt next to --data_dir)")  # fmt: skip
-    extra.add_argument("--device", default="auto", help="auto, cpu, gpu or npu")
+    extra.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu", "npu"),
+                       help="where to train (auto: NPU, else GPU, else CPU; an absent device is an error)")  # fmt: skip
+    extra.add_argument("--precision", default="fp32", choices=("fp32", "mixed_bfloat16", "mixed_float16"),
+                       help="fp32 (default), mixed_bfloat16, or mixed_float16 with loss scaling")  # fmt: skip
+    extra.add_argument("--distribute", default="none", choices=("none", "mirrored", "multiworker"),
+                       help="data-parallel training: mirrored (local devices) or multiworker (TF_CONFIG)")  # fmt: skip
+    extra.add_argument("--log_every", type=int, default=1000, metavar="N",
+                       help="a log line every N steps (and at step 1); the seed's 1000")  # fmt: skip
+    extra.add_argument("--max_steps", type=int, default=None, metavar="N",
+                       help="stop after N mini-batch steps in all (short timed runs); default: all epochs")  # fmt: skip
     seed.set_defaults(func=run_seed)
 
 
@@ -151,6 +160,9 @@ def seed_config(args: argparse.Namespace):
         dropout=args.dropout,
         batch_size=args.batch_size,
         device=args.device,
+        precision=args.precision,
+        distribute=args.distribute,
+        log_every=args.log_every,
     )
     return config, notes
 
@@ -175,7 +187,10 @@ def run_seed(args: argparse.Namespace) -> int:
         if (run_dir / "config.json").exists() and (run_dir / "checkpoints").is_dir():
             print(f"replacing the previous run in {run_dir} (the seed overwrote its checkpoints too)", file=sys.stderr)
             shutil.rmtree(run_dir)
-        result = train(config, train_data, run_dir, callbacks=[_print_record], progress=False)
+        if args.max_steps is not None and args.max_steps < 1:
+            raise CliError(f"--max_steps must be >= 1; got {args.max_steps}")
+        result = train(config, train_data, run_dir, callbacks=[_print_record], progress=False,
+                       max_steps=args.max_steps)  # fmt: skip
         print(f"trained {result.epochs_done} epochs ({result.steps} steps, {result.events_per_s:,.0f} events/s); "
               f"checkpoints in {run_dir / 'checkpoints'}")  # fmt: skip
         return 0

@@ -4,7 +4,8 @@
 # time and events/s parsed from that log (gru4rec.logs), skipping the first chunk of steps (it includes tracing and
 # compilation; step 1 of the seed's logs does too).
 #   bash scripts/modelzoo/train_performance_1p.sh --data_dir=data/tiny/rsc15_train_full.txt [--perf_events=20000]
-# The run trains --epoch (default 1) epochs on the first --perf_events lines of the data (0 = all of it).
+# The run trains --epoch (default 1) epochs on the first --perf_events lines of the data (0 = all of it);
+# --max_steps=N stops it after N steps and --log_every=N logs every N steps (both passed on to gru4rec seed).
 set -euo pipefail
 default_epoch=1
 epoch="$default_epoch"
