@@ -24,6 +24,7 @@ official code's (which shrinks the batch). With ``n_sample=0`` the epoch stops w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -206,6 +207,11 @@ class Trainer:
     def _all_reduce(self, grads: list) -> list:
         return grads
 
+    def _columns(self, t: tf.Tensor) -> tf.Tensor:
+        """The score columns ``(…, B + n_sample)`` in this replica's order: its own lanes' targets first (the
+        losses take column i as lane i's positive). On one device: unchanged."""
+        return t
+
     # -------------------------------------------------------------------------------------------- in-graph
     def _window(self, x, y, keep, masks, smp, seeds, hyper, state):
         """One update over a window of k steps: x, y (k, B) items; keep (k, B, 1) 0 where a lane starts a session;
@@ -226,6 +232,7 @@ class Trainer:
         # x, y and the samples are the whole mini-batch on every replica (the item rows and the in-batch negatives
         # are the same everywhere); the forward pass runs on this replica's lanes only.
         keep, row_mask = self._lanes(keep), self._lanes(row_mask)
+        col_mask, col_bias = self._columns(col_mask), self._columns(col_bias)
         ycols = tf.concat([y, smp], axis=1)  # (k, M)
         flat_y = tf.reshape(ycols, [-1])
         flat_x = tf.reshape(x, [-1])
@@ -235,7 +242,7 @@ class Trainer:
             # of them (no dynamic slice: its gradient is slow), but only the output rows' part is updated.
             uniq, seg = tf.unique(tf.concat([flat_y, flat_x], axis=0))
             n_out = tf.reduce_max(seg[: k * n_cols]) + 1
-            seg_y = tf.reshape(seg[: k * n_cols], [k, n_cols])
+            seg_y = self._columns(tf.reshape(seg[: k * n_cols], [k, n_cols]))
             seg_x = self._lanes(tf.reshape(seg[k * n_cols :], [k, batch]))
             table = tf.gather(model.Wy, uniq)
             bias = tf.gather(model.By, uniq)
@@ -245,7 +252,7 @@ class Trainer:
         else:
             out_idx, seg_y = tf.unique(flat_y)
             in_idx, seg_x = tf.unique(flat_x)
-            seg_y = tf.reshape(seg_y, [k, n_cols])
+            seg_y = self._columns(tf.reshape(seg_y, [k, n_cols]))
             seg_x = self._lanes(tf.reshape(seg_x, [k, batch]))
             out_table = tf.gather(model.Wy, out_idx)
             bias = tf.gather(model.By, out_idx)
@@ -254,9 +261,9 @@ class Trainer:
             sparse_rows = [(out_idx, out_table), (out_idx, bias), (in_idx, in_table)]
         adjust = None
         if self.logq_table is not None:
-            adjust = tf.concat(
+            adjust = self._columns(tf.concat(
                 [tf.gather(self.logq_table, y), cfg.sample_alpha * tf.gather(self.logq_table, smp)], axis=1
-            )
+            ))  # fmt: skip
         dense = model.dense_variables
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(sources + dense)
@@ -564,33 +571,40 @@ def train(
         loop_size=-(-config.chunk_steps // config.bptt_steps),
     )
     policy = get_policy(config.precision, choice.kind)
+    strategy = None
+    if config.distribute != "none":  # before other TF work: MultiWorkerMirroredStrategy configures collectives
+        from gru4rec.distribute import make_strategy
+
+        strategy = make_strategy(config.distribute)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with device_scope(choice):
+    # On one device ops go to the chosen device; under a strategy, the strategy places them on its replicas.
+    scope = device_scope(choice) if strategy is None else contextlib.nullcontext()
+    with scope:
         return _train_on_device(
             config, train_data, run_dir, valid_data, resume, cbs, progress, choice, policy, single_threaded,
-            environment_report(choice), max_steps,
+            environment_report(choice), max_steps, strategy,
         )  # fmt: skip
 
 
-def _make_trainer(config: Config, train_data: SessionData, policy: PrecisionPolicy, choice) -> Trainer:
-    """A :class:`Trainer`, or a data-parallel one (``gru4rec.distribute``) when ``config.distribute`` asks."""
+def _make_trainer(config: Config, train_data: SessionData, policy: PrecisionPolicy, strategy) -> Trainer:
+    """A :class:`Trainer`, or a data-parallel one (``gru4rec.distribute``) under ``strategy``."""
     kwargs = dict(max_steps_per_epoch=train_data.n_pairs, policy=policy)
-    if config.distribute == "none":
+    if strategy is None:
         return Trainer(config, train_data.n_items, train_data.item_counts, **kwargs)
     from gru4rec.distribute import make_distributed_trainer
 
-    return make_distributed_trainer(config, train_data.n_items, train_data.item_counts, choice=choice, **kwargs)
+    return make_distributed_trainer(config, train_data.n_items, train_data.item_counts, strategy=strategy, **kwargs)
 
 
 def _train_on_device(config, train_data, run_dir, valid_data, resume, cbs, progress, choice, policy,
-                     single_threaded, environment, max_steps=None) -> TrainResult:  # fmt: skip
+                     single_threaded, environment, max_steps=None, strategy=None) -> TrainResult:  # fmt: skip
     """The body of :func:`train`, inside the chosen device's scope."""
     from gru4rec.logs import LogWriter
 
     config_path = run_dir / "config.json"
     ckpt_dir = run_dir / "checkpoints"
     item_support = train_data.item_counts
-    trainer = _make_trainer(config, train_data, policy, choice)
+    trainer = _make_trainer(config, train_data, policy, strategy)
     ckpt = trainer.checkpoint()
     manager = tf.train.CheckpointManager(ckpt, str(ckpt_dir), max_to_keep=None, checkpoint_name="epoch")
     resumed_from = 0
