@@ -117,7 +117,7 @@ class Controls:
 
 def make_config(controls: Union[Controls, Mapping[str, Any]], **overrides: Any) -> Config:
     """The training Config for ``controls``: the official RSC15 setting (``Config.preset("official")``: Adagrad
-    with Nesterov momentum 0.2, shared embedding, ...), the loss's companions from :data:`LOSS_SETTINGS`, then the
+    with momentum 0.2, shared embedding, ...), the loss's companions from :data:`LOSS_SETTINGS`, then the
     controls, then ``overrides`` (any Config field). Invalid values raise ValueError naming the control."""
     if isinstance(controls, Mapping):
         controls = Controls(**controls)
