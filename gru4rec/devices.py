@@ -30,6 +30,7 @@ Typical use (the trainer does this; a notebook shows :func:`device_banner`)::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import os
 import platform
@@ -219,13 +220,20 @@ def activate_npu(
     options = dict(options or {})
 
     if _npu_activation is not None:
-        same = (
+        same_device = (
             _npu_activation.device_id == device_id
             and _npu_activation.precision_mode == precision_mode
-            and (loop_size is None or _npu_activation.loop_size == loop_size)
             and all(_npu_activation.options.get(k) == v for k, v in options.items())
         )
-        if same:
+        if same_device and (loop_size is None or _npu_activation.loop_size == loop_size):
+            return _npu_activation
+        adapter = sys.modules.get(NPU_ADAPTER_MODULE)
+        if same_device and hasattr(adapter, "set_npu_loop_size"):
+            # The loop size is a runtime setting of the open device (e.g. BP then BPTT in one notebook).
+            adapter.set_npu_loop_size(loop_size)
+            _npu_activation = dataclasses.replace(
+                _npu_activation, loop_size=loop_size, loop_size_set_by="npu.set_npu_loop_size"
+            )
             return _npu_activation
         raise ValueError(
             f"the NPU is already open in this process ({_npu_activation.as_dict()}); its options only take effect "

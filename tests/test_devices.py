@@ -229,6 +229,15 @@ def test_npu_second_activation_with_other_options_is_refused_no_npu_executed(fak
     assert [call[0] for call in _calls()].count("open") == 1
 
 
+def test_npu_loop_size_can_change_on_the_open_device_no_npu_executed(fake_npu):
+    first = devices.activate_npu("allow_mix_precision", loop_size=128)
+    again = devices.activate_npu("allow_mix_precision", loop_size=16)  # e.g. BP, then BPTT(8) in one process
+    print(NO_NPU, _calls())
+    assert again.loop_size == 16 and first.loop_size == 128
+    assert ("set_npu_loop_size", 16) in _calls()
+    assert [call[0] for call in _calls()].count("open") == 1
+
+
 def test_npu_unknown_precision_mode_or_option_is_refused_no_npu_executed(fake_npu):
     with pytest.raises(ValueError, match="precision_mode must be one of"):
         devices.activate_npu("fp8_everything")
