@@ -4,7 +4,7 @@
     python benchmarks/accuracy_report.py --preset tiny --json report.json    # seconds
 
 Trains GRU4Rec with the official RSC15 configuration (``Config.preset("official")``: cross-entropy, shared embedding,
-100 units, batch 32, 2048 extra negatives, logq 1, Adagrad + Nesterov momentum) on the preset's ``train_full``
+100 units, batch 32, 2048 extra negatives, logq 1, Adagrad + momentum) on the preset's ``train_full``
 split, evaluates the checkpoints of the requested epochs on ``test`` (all items, conservative ties), evaluates POP,
 S-POP, item-kNN and Markov on the same split, and prints them next to the ceiling: the Recall@K / MRR@K of the
 Bayes-optimal predictor of the generating process (recorded with the preset by ``gru4rec synth``).
