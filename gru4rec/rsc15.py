@@ -85,7 +85,12 @@ class _Base:
         if self.starts is not None:
             if len(self.starts) == 0:
                 return np.zeros(0, dtype=np.int64)
-            return np.add.reduceat(mask, self.starts, dtype=np.int32).astype(np.int64)
+            # running count of kept rows, read at the session boundaries (faster than add.reduceat over the blocks)
+            running = np.empty(len(mask) + 1, dtype=np.int32 if len(mask) < 2**31 else np.int64)
+            running[0] = 0
+            np.cumsum(mask, dtype=running.dtype, out=running[1:])
+            bounds = running[self.starts]
+            return np.diff(bounds, append=running[-1]).astype(np.int64)
         return np.bincount(np.where(mask, self.scode, self.n_scodes), minlength=self.n_scodes + 1)[:-1]
 
     def item_support(self, mask: np.ndarray) -> np.ndarray:
