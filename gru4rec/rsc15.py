@@ -77,6 +77,7 @@ class _Base:
     run_lengths: Optional[np.ndarray] = None  # rows of each session block
     scode: Optional[np.ndarray] = None  # int64 session code of each row (sessions not contiguous)
     item_uniques: Optional[np.ndarray] = None  # ItemId of each item code
+    full_max_time: Optional[np.ndarray] = None  # last event time of each session block over all rows (cached)
 
     def __len__(self) -> int:
         return len(self.sessions)
@@ -102,9 +103,20 @@ class _Base:
             return np.repeat(session_flags, self.run_lengths)
         return session_flags[self.scode]
 
-    def session_max_time(self, mask: np.ndarray) -> np.ndarray:
+    def session_max_time(self, mask: np.ndarray, lengths: Optional[np.ndarray] = None) -> np.ndarray:
+        """Last event time of each session among the rows of ``mask`` (-inf where none); ``lengths``: kept rows per
+        session, if known (then only the sessions that lost some of their rows are recomputed)."""
         if len(self) == 0:
             return np.full(self.n_scodes, -np.inf)
+        if self.starts is not None and lengths is not None:
+            if self.full_max_time is None:
+                self.full_max_time = np.maximum.reduceat(self.times, self.starts)
+            whole = lengths == self.run_lengths
+            partial = ~whole & (lengths > 0)
+            out = np.where(whole, self.full_max_time, -np.inf)
+            rows = np.flatnonzero(self.expand(partial) & mask)
+            np.maximum.at(out, np.searchsorted(self.starts, rows, side="right") - 1, self.times[rows])
+            return out
         masked = np.where(mask, self.times, -np.inf)
         if self.starts is not None:
             return np.maximum.reduceat(masked, self.starts)
@@ -188,7 +200,7 @@ def _time_split(base: _Base, stage: _Stage, days: float = 1.0) -> tuple[np.ndarr
     the per-session flag of the last part."""
     if not stage.mask.any():
         return stage.mask, np.zeros(base.n_scodes, dtype=bool), float("nan")
-    session_last = base.session_max_time(stage.mask)
+    session_last = base.session_max_time(stage.mask, stage.lengths)
     tmax = float(session_last.max())
     is_last = session_last >= tmax - days * DAY
     return stage.mask & ~base.expand(is_last), is_last, tmax
