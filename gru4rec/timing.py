@@ -25,11 +25,12 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from gru4rec.config import Config
+from gru4rec.lessons.comparison import PUBLISHED_DEVICES as _LOG_DEVICES
 from gru4rec.session_data import SessionData
 
 __all__ = ["measure_step_time", "loop_sinking", "published_step_times", "PUBLISHED_DEVICES"]
 
-PUBLISHED_DEVICES = {"v100": "Tesla V100-SXM2-32GB (published)", "ascend910": "Ascend 910 (published)"}
+PUBLISHED_DEVICES = {name: f"{device} (published)" for name, device in _LOG_DEVICES.items()}
 """The seed logs in ``data/seed_logs`` and the device each was published for."""
 
 
