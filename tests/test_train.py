@@ -15,7 +15,6 @@ import tensorflow as tf
 from gru4rec.baselines import make_baseline
 from gru4rec.config import Config
 from gru4rec.evaluate import GRU4RecScorer, evaluate
-from gru4rec.io import read_sessions
 from gru4rec.logs import parse_log
 from gru4rec.losses import row_losses
 from gru4rec.runs import checkpoint_epochs, load_run
@@ -23,13 +22,6 @@ from gru4rec.session_data import SessionData
 from gru4rec.train import Callback, Trainer, TrainingError, plan_epoch, train
 
 TINY = Path(__file__).resolve().parents[1] / "data" / "tiny"
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    train_data = SessionData.from_frame(read_sessions(TINY / "rsc15_train_full.txt"))
-    test_data = SessionData.from_frame(read_sessions(TINY / "rsc15_test.txt"), item_map=train_data.item_map)
-    return train_data, test_data
 
 
 def _random_data(n_sessions=40, n_items=25, seed=0):

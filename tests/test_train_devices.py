@@ -15,19 +15,10 @@ from gru4rec.cli import main
 from gru4rec.config import Config
 from gru4rec.devices import DeviceUnavailableError
 from gru4rec.evaluate import GRU4RecScorer, evaluate
-from gru4rec.io import read_sessions
 from gru4rec.logs import read_log
-from gru4rec.session_data import SessionData
 from gru4rec.train import Trainer, train
 
 TINY = Path(__file__).resolve().parents[1] / "data" / "tiny"
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    train_data = SessionData.from_frame(read_sessions(TINY / "rsc15_train_full.txt"))
-    test_data = SessionData.from_frame(read_sessions(TINY / "rsc15_test.txt"), item_map=train_data.item_map)
-    return train_data, test_data
 
 
 def _small(**kw) -> Config:
