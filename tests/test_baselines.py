@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 import numpy as np
 import pandas as pd
 import pytest
+from session_helpers import data_from_sessions
 
 from gru4rec.baselines import BASELINES, ItemKNN, Markov, Pop, SessionPop, SparseRows, make_baseline
 from gru4rec.evaluate import evaluate
@@ -21,12 +22,6 @@ def random_sessions(n_sessions, n_items, seed, max_len=9):
         # skewed item popularity, and repeats inside sessions
         for j in range(int(rng.integers(2, max_len))):
             rows.append((s + 1, int(min(rng.zipf(1.5), n_items) - 1), start + j))
-    frame = pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"])
-    return SessionData.from_frame(frame, ItemMap(np.arange(n_items)))
-
-
-def data_from_sessions(sessions, n_items):
-    rows = [(s + 1, item, float(10 * s + j)) for s, items in enumerate(sessions) for j, item in enumerate(items)]
     frame = pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"])
     return SessionData.from_frame(frame, ItemMap(np.arange(n_items)))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from session_helpers import data_from_sessions
 
 from gru4rec.evaluate import (
     NextItemScorer,
@@ -68,12 +69,6 @@ def random_sessions(n_sessions, n_items, seed, max_len=9):
         start = rng.uniform(0, 1000)
         for j in range(int(rng.integers(2, max_len))):
             rows.append((s + 1, int(rng.integers(0, n_items)), start + j))
-    frame = pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"])
-    return SessionData.from_frame(frame, ItemMap(np.arange(n_items)))
-
-
-def data_from_sessions(sessions, n_items):
-    rows = [(s + 1, item, float(10 * s + j)) for s, items in enumerate(sessions) for j, item in enumerate(items)]
     frame = pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"])
     return SessionData.from_frame(frame, ItemMap(np.arange(n_items)))
 
