@@ -26,6 +26,10 @@ import time
 import numpy as np
 import pandas as pd
 
+# Issue 4's target, set on a 2-core AVX2 machine whose float32 matrix product ran at about 78 GFLOP/s (see
+# benchmarks/machine.py; the machine line printed first says what this run's machine is).
+TARGET_ITEMS, TARGET_EVENTS_PER_S = 37_500, 10_000
+
 
 def random_test_sessions(n_items: int, n_events: int, seed: int = 0):
     from gru4rec.session_data import ItemMap, SessionData
@@ -53,11 +57,14 @@ def main() -> None:
     args = parser.parse_args()
 
     import tensorflow as tf
+    from machine import describe, machine_line
 
     from gru4rec.config import Config
     from gru4rec.evaluate import GRU4RecScorer, evaluate
     from gru4rec.model import GRU4RecModel
 
+    machine = describe()
+    print(machine_line(machine))
     data = random_test_sessions(args.items, args.events)
     model = GRU4RecModel(args.items, Config.preset("official", layers=(args.units,)))
     outputs = ["numpy", "tf"] if args.output == "both" else [args.output]
@@ -84,12 +91,18 @@ def main() -> None:
             print(f"output={output:5s} batch={batch_size:5d}  {row['events_per_s']:8,d} predictions/s  "
                   f"({best:.2f} s; median {np.median(times):.2f} s; {row['events_per_cpu_s']:,d} per CPU-second; "
                   f"load average {os.getloadavg()[0]:.1f})", flush=True)
+    best_row = max(rows, key=lambda r: r["events_per_s"])
+    verdict = "met" if best_row["events_per_s"] >= TARGET_EVENTS_PER_S else "not met"
+    print(f"target (issue 4, {TARGET_ITEMS:,} items): >= {TARGET_EVENTS_PER_S:,} predictions/s: "
+          f"{verdict if args.items == TARGET_ITEMS else 'not checked (other catalogue size)'} "
+          f"(best {best_row['events_per_s']:,} at batch {best_row['batch_size']}, output={best_row['output']})")
     if args.json:
         from gru4rec.io import atomic_write
 
         with atomic_write(args.json) as handle:
             json.dump({"n_items": args.items, "units": args.units, "machine": platform.machine(),
-                       "cpus": os.cpu_count(), "tensorflow": tf.__version__, "results": rows}, handle, indent=2)
+                       "cpus": os.cpu_count(), "machine_info": machine, "tensorflow": tf.__version__,
+                       "results": rows}, handle, indent=2)
 
 
 if __name__ == "__main__":
