@@ -10,6 +10,10 @@ chunks and the best and the median are printed (a shared machine makes single ti
 printed too). Events are the valid (input, next item) pairs trained on.
 
     python benchmarks/train_speed.py [--chunks 6] [--repeats 3] [--only seed official bptt8 bptt20] [--json OUT]
+                                     [--official PATH_TO_GRU4Rec_Tensorflow_Official]
+
+With ``--official`` the official TF code is timed on the same data right after the kit's seed and official
+configurations (``official_reference.py``), and the ratios are printed: a machine-independent form of the targets.
 """
 
 from __future__ import annotations
@@ -29,20 +33,28 @@ N_ITEMS = 37_500
 # Issue 3's targets, set on a 2-core AVX2 machine whose float32 matrix product ran at about 78 GFLOP/s (the machine
 # line printed first says what this run's machine is; see benchmarks/machine.py).
 TARGETS_EVENTS_PER_S = {"seed": 105_000, "official": 13_000}
+# The same targets as ratios to the official TF re-implementation, which that machine trained at about 30,000
+# (seed config) and 4,400 events/s (official RSC15-best): measured in one run with --official, they hold on any machine.
+OFFICIAL_RATIO_TARGETS = {"seed": 105_000 / 30_000, "official": 13_000 / 4_400}
 
 
-def synthetic_sessions(n_sessions: int = 60_000, n_items: int = N_ITEMS, seed: int = 0):
-    """Sessions of geometric length (mean ~4) over a Zipf-like catalogue of ``n_items`` items."""
-    from gru4rec.session_data import SessionData
-
+def synthetic_frame(n_sessions: int = 60_000, n_items: int = N_ITEMS, seed: int = 0) -> pd.DataFrame:
+    """Sessions of geometric length (mean ~4) over a Zipf-like catalogue of ``n_items`` items (every item occurs),
+    as ``SessionId, ItemId, Time`` columns."""
     rng = np.random.default_rng(seed)
     lengths = rng.geometric(1 / 3, n_sessions) + 1
     popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8
     items = rng.choice(n_items, size=lengths.sum(), p=popularity / popularity.sum())
     items[: n_items] = np.arange(n_items)  # every item occurs at least once
     sessions = np.repeat(np.arange(n_sessions), lengths)
-    frame = pd.DataFrame({"SessionId": sessions, "ItemId": items, "Time": np.arange(lengths.sum(), dtype=float)})
-    return SessionData.from_frame(frame)
+    return pd.DataFrame({"SessionId": sessions, "ItemId": items, "Time": np.arange(lengths.sum(), dtype=float)})
+
+
+def synthetic_sessions(n_sessions: int = 60_000, n_items: int = N_ITEMS, seed: int = 0):
+    """:func:`synthetic_frame` as ``SessionData``."""
+    from gru4rec.session_data import SessionData
+
+    return SessionData.from_frame(synthetic_frame(n_sessions, n_items, seed))
 
 
 def configurations():
@@ -119,6 +131,11 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per configuration (default 3)")
     parser.add_argument("--only", nargs="+", choices=list(configurations()), help="run only these configurations")
     parser.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    parser.add_argument("--official", metavar="PATH",
+                        help="also time the official GRU4Rec TF code (a clone of GRU4Rec_Tensorflow_Official) on the "
+                             "same data, right after the kit's seed and official configurations, and print the ratios "
+                             "(see official_reference.py)")
+    parser.add_argument("--official-seconds", type=float, default=30.0, help="timed seconds of each official run")
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     names = [n for n in configurations() if not args.only or n in args.only]
@@ -168,6 +185,16 @@ def _run_each_in_its_own_process(names, args) -> int:
         results[name] = r
         print(f"{r['label']:78s} {r['events_per_s_best']:10,.0f} {r['ms_per_step_best']:8.3f}   "
               f"({r['events_per_s_median']:,.0f}, {r['ms_per_step_median']:.3f})", flush=True)  # fmt: skip
+        if args.official and name in OFFICIAL_RATIO_TARGETS:
+            from official_reference import run_part
+
+            o = run_part(args.official, f"train:{name}", seconds=args.official_seconds, repeats=args.repeats)
+            results[f"official_code_{name}"] = o
+            print(f"{'  the official TF code, same data and shapes':78s} {o['events_per_s_best']:10,.0f} "
+                  f"{o['ms_per_step_best']:8.3f}   ({o['events_per_s_median']:,.0f}, "
+                  f"{o['ms_per_step_median']:.3f})", flush=True)  # fmt: skip
+            r["vs_official_code"] = r["events_per_s_best"] / o["events_per_s_best"]
+            r["vs_official_code_median"] = r["events_per_s_median"] / o["events_per_s_median"]
     for k in ("bptt8", "bptt20"):
         if k in results and "seed" in results:
             ratio = results["seed"]["events_per_s_best"] / results[k]["events_per_s_best"]
@@ -177,6 +204,11 @@ def _run_each_in_its_own_process(names, args) -> int:
         if name in results:
             got = results[name]["events_per_s_best"]
             print(f"target {name}: >= {target:,} events/s: {'met' if got >= target else 'not met'} ({got:,.0f})")
+    for name, target in OFFICIAL_RATIO_TARGETS.items():
+        if "vs_official_code" in results.get(name, {}):
+            got, median = results[name]["vs_official_code"], results[name]["vs_official_code_median"]
+            print(f"target {name}: >= {target:.2f} x the official TF code (measured in this run): "
+                  f"{'met' if got >= target else 'not met'} ({got:.2f} x best, {median:.2f} x median)")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     if args.json:
         with open(args.json, "w") as handle:

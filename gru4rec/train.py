@@ -40,7 +40,13 @@ import tensorflow as tf
 
 from gru4rec.batching import epoch_batches
 from gru4rec.config import Config
-from gru4rec.losses import loss_masks, row_losses
+from gru4rec.losses import (
+    cross_entropy_over_unique,
+    final_activation,
+    identity_final_activation,
+    loss_masks,
+    row_losses,
+)
 from gru4rec.model import GRU4RecModel
 from gru4rec.optim import RowGrad, make_optimizer
 from gru4rec.precision import PrecisionPolicy, get_policy
@@ -189,6 +195,12 @@ class Trainer:
             counts = np.maximum(np.asarray(item_counts, np.float64), 1.0)
             self.logq_table = tf.constant((config.logq * np.log(counts)).astype(np.float32))
         self._seed_stride = len(config.layers) + 1
+        # BP with cross-entropy: the loss on the scores of the distinct items (``losses.cross_entropy_over_unique``),
+        # the same value and gradient without expanding the scores to the mini-batch columns. It needs the logQ
+        # correction to commute with the final activation (no correction, or an identity activation).
+        self._xe_over_unique = config.loss == "cross-entropy" and (
+            config.logq == 0 or identity_final_activation(self.final_act)
+        )
         # float16 only: a dynamic loss scale (checkpointed); a step whose gradients overflow is skipped.
         self.loss_scale = self.policy.new_loss_scale()
         self.run_chunk = tf.function(self._run_chunk)
@@ -221,7 +233,8 @@ class Trainer:
         The item rows a window touches are gathered once, by unique index (``tf.unique`` keeps first-occurrence
         order, so with the targets first, the first ``n_out`` unique rows are the output candidates). Their gradients
         then come out already summed per item: with ``k == 1`` the scores are computed against the unique rows and
-        expanded to the mini-batch columns by a column gather, so no (M, H) gradient has to be segment-summed.
+        expanded to the mini-batch columns by a column gather, so no (M, H) gradient has to be segment-summed; with
+        cross-entropy not even that gather is needed (``losses.cross_entropy_over_unique``).
         """
         cfg, model, policy = self.config, self.model, self.policy
         k, batch = self.k, self.batch
@@ -279,17 +292,26 @@ class Trainer:
                 x_rows = tf.gather(c_in, seg_x[i])
                 hidden, h = model.stack(x_rows, h, training=True, seed=seeds[i])
                 hidden = policy.cast(hidden)
+                adjust_i = None if adjust is None else adjust[i]
                 if k == 1:
                     unique_scores = tf.nn.bias_add(tf.matmul(hidden, c_out, transpose_b=True), c_bias)
-                    scores = tf.gather(unique_scores, seg_y[i], axis=1)
+                if k == 1 and self._xe_over_unique:
+                    unique_scores = policy.to_float32(unique_scores)
+                    if adjust_i is None:
+                        unique_scores = final_activation(unique_scores, self.final_act)
+                    lanes = cross_entropy_over_unique(unique_scores, seg_y[i], row_mask[i], col_mask[i], adjust_i)
                 else:
-                    rows_i = tf.gather(c_out, seg_y[i])
-                    scores = tf.nn.bias_add(tf.matmul(hidden, rows_i, transpose_b=True), tf.gather(c_bias, seg_y[i]))
-                scores = policy.to_float32(scores)
-                lanes = row_losses(
-                    scores, None, cfg.loss, self.final_act, cfg.bpreg, None if adjust is None else adjust[i],
-                    masks=(row_mask[i], col_mask[i], col_bias[i]),
-                )  # fmt: skip
+                    if k == 1:
+                        scores = tf.gather(unique_scores, seg_y[i], axis=1)
+                    else:
+                        rows_i = tf.gather(c_out, seg_y[i])
+                        scores = tf.nn.bias_add(
+                            tf.matmul(hidden, rows_i, transpose_b=True), tf.gather(c_bias, seg_y[i])
+                        )
+                    lanes = row_losses(
+                        policy.to_float32(scores), None, cfg.loss, self.final_act, cfg.bpreg, adjust_i,
+                        masks=(row_mask[i], col_mask[i], col_bias[i]),
+                    )  # fmt: skip
                 step_sum = tf.reduce_sum(lanes)
                 total = total + step_sum
                 sums.append(step_sum)

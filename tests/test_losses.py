@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gru4rec.losses import final_activation, row_losses
+from gru4rec.losses import cross_entropy_over_unique, final_activation, row_losses
 
 LOSSES = ["cross-entropy", "bpr", "top1", "bpr-max", "top1-max"]
 
@@ -132,3 +132,27 @@ def test_final_activation_values():
     np.testing.assert_allclose(final_activation(x, "elu-0.5").numpy(), [0.5 * (np.exp(-2) - 1), 0, 3], rtol=1e-6)
     np.testing.assert_allclose(final_activation(x, "leaky-0.1").numpy(), [-0.2, 0, 3], rtol=1e-6)
     np.testing.assert_allclose(final_activation(x, "softmax").numpy(), x.numpy())
+
+
+@pytest.mark.parametrize("use_logq", [False, True])
+def test_cross_entropy_over_distinct_items_equals_the_column_form(use_logq):
+    """The softmax over the M mini-batch columns (items repeated) equals the one over the U distinct items with
+    log-weights: same loss, same gradient with respect to the distinct items' scores."""
+    rng = np.random.default_rng(7)
+    batch, n_sample, n_unique = 6, 9, 8
+    columns = rng.integers(0, n_unique, batch + n_sample).astype(np.int32)  # many repeats
+    columns[:3] = columns[3]  # three lanes with the same target
+    valid = np.array([True, True, False, True, True, True])
+    unique = tf.constant(rng.normal(size=(batch, n_unique)) * 3, tf.float32)
+    adjust = tf.constant(rng.normal(size=batch + n_sample), tf.float32) if use_logq else None
+    row_mask = tf.constant(valid, tf.float32)
+    col_mask = tf.concat([row_mask, tf.ones(n_sample)], 0)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(unique)
+        by_columns = row_losses(tf.gather(unique, columns, axis=1), tf.constant(valid), "cross-entropy", "softmax",
+                                logq_adjust=adjust)  # fmt: skip
+        by_items = cross_entropy_over_unique(unique, tf.constant(columns), row_mask, col_mask, adjust)
+    np.testing.assert_allclose(by_items.numpy(), by_columns.numpy(), rtol=1e-5, atol=1e-6)
+    assert by_items.numpy()[2] == 0.0  # the invalid lane
+    np.testing.assert_allclose(tape.gradient(by_items, unique).numpy(), tape.gradient(by_columns, unique).numpy(),
+                               rtol=1e-5, atol=1e-6)  # fmt: skip

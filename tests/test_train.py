@@ -69,6 +69,9 @@ def _reference_update(trainer, x, y, r, v, smp, state):
     "overrides",
     [
         dict(constrained_embedding=True, logq=1.0, n_sample=6, momentum=0.3),
+        dict(constrained_embedding=False, embedding=0, n_sample=0, optimizer="adam", dropout_p_hidden=0.0),
+        dict(constrained_embedding=False, embedding=3, n_sample=8, logq=0.5, final_act="tanh"),
+        dict(constrained_embedding=True, n_sample=7, final_act="tanh"),
         dict(constrained_embedding=False, embedding=5, n_sample=4, loss="bpr-max", bpreg=0.5),
         dict(constrained_embedding=False, embedding=0, n_sample=0, loss="top1-max", layers=(6, 5)),
         dict(constrained_embedding=True, n_sample=5, bptt_steps=3, optimizer="adam", loss="top1"),
