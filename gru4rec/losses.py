@@ -120,6 +120,23 @@ def identity_final_activation(name: str) -> bool:
     return _parse_final_act(name)[0] in ("softmax", "linear")
 
 
+@tf.custom_gradient
+def _softmax_cross_entropy(scores: tf.Tensor, log_weight: tf.Tensor, onehot: tf.Tensor):
+    """``logsumexp_u(scores + log_weight) - (scores * onehot).sum`` per row, with its gradient written out
+    (``softmax - onehot``): a handful of ops instead of the autodiff of logsumexp and a target gather.
+    scores, onehot (B, U); log_weight (U,). Gradients flow to ``scores`` only."""
+    logits = scores + log_weight[tf.newaxis, :]
+    top = tf.reduce_max(logits, axis=1, keepdims=True)
+    e = tf.exp(logits - top)
+    total = tf.reduce_sum(e, axis=1, keepdims=True)
+    loss = (tf.math.log(total) + top)[:, 0] - tf.reduce_sum(scores * onehot, axis=1)
+
+    def grad(upstream):
+        return (e / total - onehot) * upstream[:, tf.newaxis], None, None
+
+    return loss, grad
+
+
 def cross_entropy_over_unique(
     unique_scores: tf.Tensor,
     columns: tf.Tensor,
@@ -147,9 +164,8 @@ def cross_entropy_over_unique(
     col_weight = col_mask if logq_adjust is None else col_mask * tf.exp(-logq_adjust)
     weight = tf.math.unsorted_segment_sum(col_weight, columns, n_unique)  # (U,)
     log_weight = tf.where(weight > 0, tf.math.log(tf.maximum(weight, 1e-30)), tf.constant(-1e9, weight.dtype))
-    lse = tf.reduce_logsumexp(unique_scores + log_weight[tf.newaxis, :], axis=1)  # (B,)
-    target_columns = columns[:batch]
-    target = tf.gather(unique_scores, target_columns[:, tf.newaxis], batch_dims=1)[:, 0]  # (B,)
+    onehot = tf.one_hot(columns[:batch], n_unique, dtype=unique_scores.dtype)  # (B, U) each lane's target
+    rows = _softmax_cross_entropy(unique_scores, log_weight, onehot)  # lse - r_target
     if logq_adjust is not None:
-        target = target - logq_adjust[:batch]
-    return (lse - target) * row_mask
+        rows = rows + logq_adjust[:batch]  # the target's score is r - a
+    return rows * row_mask
