@@ -103,6 +103,20 @@ def test_in_graph_window_equals_plain_autodiff(overrides):
             np.testing.assert_allclose(slots_a[name].numpy(), slots_b[name].numpy(), rtol=2e-5, atol=2e-6)
 
 
+@pytest.mark.parametrize(
+    "overrides,over_distinct_items",
+    [
+        (dict(loss="cross-entropy", logq=1.0), True),  # the official configuration
+        (dict(loss="cross-entropy", logq=0.0, final_act="tanh"), True),  # the activation applies per item
+        (dict(loss="cross-entropy", logq=1.0, final_act="tanh"), False),  # act(r - logQ) differs per column
+        (dict(loss="bpr-max", bpreg=1.0), False),
+    ],
+)
+def test_which_steps_use_the_cross_entropy_over_distinct_items(overrides, over_distinct_items):
+    cfg = Config.from_dict({"layers": (4,), "batch_size": 2, "n_sample": 3, **overrides})
+    assert Trainer(cfg, 10, np.ones(10))._xe_over_unique is over_distinct_items
+
+
 def test_plan_epoch_masks_fills_and_pads():
     data = _random_data(n_sessions=30)
     cfg = Config(batch_size=8, n_sample=3, layers=(4,))
