@@ -2,7 +2,7 @@
 matrix-product rate that puts figures from different machines side by side.
 
 The project's 2-core machines are not all alike: the speed targets of issues 3 and 4 were set on one whose float32
-matrix product ran at about 78 GFLOP/s (AVX2), and later sessions ran on one at about 230 GFLOP/s (AVX-512). An
+matrix product ran at about 78 GFLOP/s (AVX2), and a later session ran on one at 205-221 GFLOP/s (AVX-512). An
 absolute events/s figure means little without this line next to it; ratios measured in one run (the benchmarks print
 them) do not depend on it.
 

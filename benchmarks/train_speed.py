@@ -213,7 +213,9 @@ def _run_each_in_its_own_process(names, args) -> int:
                   f"{'met' if got >= target else 'not met'} ({got:.2f} x best, {median:.2f} x median)")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     if args.json:
-        with open(args.json, "w") as handle:
+        from gru4rec.io import atomic_write
+
+        with atomic_write(args.json) as handle:
             json.dump({"machine": machine, "results": results}, handle, indent=2)
     return 0
 
