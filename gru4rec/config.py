@@ -26,6 +26,9 @@ from typing import Any, Mapping, Optional
 LOSSES = ("cross-entropy", "bpr", "top1", "bpr-max", "top1-max")
 OPTIMIZERS = ("adagrad", "adam")
 HIDDEN_ACTS = ("tanh", "relu")
+# reset_before: r multiplies h before the recurrent product (Theano and official TF codes);
+# reset_after: r multiplies the recurrent product, with its own bias (torch.nn.GRUCell, the official PyTorch code).
+GRU_VARIANTS = ("reset_before", "reset_after")
 # where and how it runs (gru4rec.devices.DEVICE_KINDS, gru4rec.precision.PRECISIONS, gru4rec.distribute)
 DEVICES = ("auto", "cpu", "gpu", "npu")
 PRECISIONS = ("fp32", "mixed_bfloat16", "mixed_float16")
@@ -64,6 +67,7 @@ class Config:
     # model
     layers: tuple = (100,)
     hidden_act: str = "tanh"
+    gru_variant: str = "reset_before"
     embedding: int = 0
     constrained_embedding: bool = True
     dropout_p_embed: float = 0.0
@@ -127,6 +131,7 @@ class Config:
         )
         check("loss", self.loss in LOSSES, ", ".join(LOSSES))
         check("hidden_act", self.hidden_act in HIDDEN_ACTS, ", ".join(HIDDEN_ACTS))
+        check("gru_variant", self.gru_variant in GRU_VARIANTS, ", ".join(GRU_VARIANTS))
         if self.final_act is not None:
             if not isinstance(self.final_act, str):
                 raise ValueError(f"final_act: invalid value {self.final_act!r}; allowed: {FINAL_ACT_HELP}")
