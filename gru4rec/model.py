@@ -1,25 +1,41 @@
 """The GRU4Rec network: embedding modes, a hand-written GRU stack, dropout and item scores.
 
-The GRU follows the official implementations (Theano ``gru4rec.py`` and its TF re-implementation): per layer an
-input matrix ``Wx`` (in, 3H) with the blocks [candidate | reset | update], a recurrent matrix ``Wrz`` (H, 2H) for the
-reset and update gates, ``Wh`` (H, H) for the candidate and one bias ``b`` (3H,). The reset gate is applied to the
-state before the recurrent product ("reset before", Keras ``reset_after=False``) and the update gate ``z`` weighs the
-new candidate:
+Per layer an input matrix ``Wx`` (in, 3H) with the blocks [candidate | reset | update], a recurrent matrix ``Wrz``
+(H, 2H) for the reset and update gates, ``Wh`` (H, H) for the candidate and an input bias ``b`` (3H,). Two variants
+(``Config.gru_variant``), both with the update gate ``z`` weighing the new candidate:
+
+- ``reset_before`` (Theano ``gru4rec.py`` and the official TF code; Keras ``reset_after=False``): the reset gate is
+  applied to the state before the recurrent product::
 
     r, z = sigmoid(x Wx[r, z] + b[r, z] + h Wrz)
     c    = act(x Wx[c] + b[c] + (r * h) Wh)
     h'   = (1 - z) * h + z * c
 
-(Keras' ``GRUCell`` writes ``h' = z h + (1 - z) c``: its update gate is our ``1 - z``.) Dropout on a layer's output,
-with the probability of dropping, is applied before the output becomes the carried state, as in the official code.
+- ``reset_after`` (``torch.nn.GRUCell``, the layers of the official PyTorch code; Keras ``reset_after=True``): the
+  reset gate multiplies the recurrent product, and the recurrent part has its own bias ``bh`` (3H,)::
+
+    r, z = sigmoid(x Wx[r, z] + b[r, z] + h Wrz + bh[r, z])
+    c    = act(x Wx[c] + b[c] + r * (h Wh + bh[c]))
+    h'   = (1 - z) * h + z * c
+
+(Keras' ``GRUCell`` writes ``h' = z h + (1 - z) c``: its update gate is our ``1 - z``.) Both variants draw the same
+initial weights (each gate block of ``Wx``, ``Wrz`` and ``Wh`` uniform in ±sqrt(6 / (fan_in + fan_out)) on its own
+(in, H) shape, biases zero), as the official PyTorch code's compatibility mode does for ``weight_ih`` /
+``weight_hh``. Dropout on a layer's output, with the probability of dropping, is applied before the output becomes
+the carried state, as in the official code.
 
 Embedding modes (as in the official code):
 
 - ``none`` (``embedding=0``, ``constrained_embedding=False``): the one-hot input times the first layer's ``Wx`` is a
-  row lookup of that (n_items, 3H) matrix, which is therefore updated sparsely like an embedding;
+  row lookup of that (n_items, 3H) matrix, which is therefore updated sparsely like an embedding; the first layer
+  plays the embedding's part, so its output gets ``dropout_p_embed`` (not ``dropout_p_hidden``), as in the
+  official TF and PyTorch codes;
 - ``separate`` (``embedding=N``): an input embedding ``E`` (n_items, N);
 - ``shared`` (``constrained_embedding=True``): the input of the first layer is the item's row of the output weights
   ``Wy`` (so the first layer's input size is the last layer's size).
+
+In the separate and shared modes ``dropout_p_embed`` applies to the input rows and ``dropout_p_hidden`` to every
+layer's output.
 
 Scores are ``hidden @ Wy[items].T + By[items]`` (raw: the loss applies the final activation).
 """
@@ -49,35 +65,52 @@ def _dropout(x: tf.Tensor, rate: float, seed: tf.Tensor) -> tf.Tensor:
 
 
 class GRULayer(tf.Module):
-    """One GRU layer's weights (see the module docstring for the equations)."""
+    """One GRU layer's weights (see the module docstring for the equations of both variants)."""
 
     def __init__(self, n_in: int, units: int, rng: np.random.Generator, config: Config, name: str):
         super().__init__(name=name)
         self.units = units
+        self.variant = config.gru_variant
         # Each gate block initialised on its own (in, H) shape, as the official "compatibility mode".
         wx = np.hstack([init_matrix(rng, (n_in, units), config) for _ in range(3)])
         wrz = np.hstack([init_matrix(rng, (units, units), config) for _ in range(2)])
         wh = init_matrix(rng, (units, units), config)
-        self.Wx = tf.Variable(wx, name="Wx")
-        self.Wrz = tf.Variable(wrz, name="Wrz")
-        self.Wh = tf.Variable(wh, name="Wh")
-        self.b = tf.Variable(np.zeros(3 * units, np.float32), name="b")
+        self.Wx = tf.Variable(wx, name="Wx")  # (in, 3H) [candidate | reset | update]
+        self.Wrz = tf.Variable(wrz, name="Wrz")  # (H, 2H) [reset | update]
+        self.Wh = tf.Variable(wh, name="Wh")  # (H, H)
+        self.b = tf.Variable(np.zeros(3 * units, np.float32), name="b")  # (3H,) input bias
+        if self.variant == "reset_after":
+            self.bh = tf.Variable(np.zeros(3 * units, np.float32), name="bh")  # (3H,) recurrent bias
+
+    @property
+    def layer_variables(self) -> tuple:
+        """The layer's variables, in a fixed order."""
+        own = (self.Wx, self.Wrz, self.Wh, self.b)
+        return own + (self.bh,) if self.variant == "reset_after" else own
 
     def cell(self, vx: tf.Tensor, h: tf.Tensor, activation) -> tf.Tensor:
-        """One step given ``vx = x @ Wx + b`` (batch, 3H) and the state ``h`` (batch, H).
+        """One step given ``vx = x @ Wx + b`` (batch, 3H) and the state ``h`` (batch, H); returns (batch, H).
 
         The gates compute in ``vx``'s dtype (float32, or bfloat16/float16 under mixed precision: the float32
         weights and state are cast at use); the state update ``h + z (c - h)`` and the returned state stay in
         ``h``'s dtype (float32), so rounding does not accumulate along a session."""
         units = self.units
         dtype = vx.dtype
+
+        def use(var):
+            return var if var.dtype == dtype else tf.cast(var, dtype)
+
         h_c = h if h.dtype == dtype else tf.cast(h, dtype)
-        wrz = self.Wrz if dtype == self.Wrz.dtype else tf.cast(self.Wrz, dtype)
-        wh = self.Wh if dtype == self.Wh.dtype else tf.cast(self.Wh, dtype)
         vx_c, vx_rz = tf.split(vx, [units, 2 * units], axis=1)
-        rz = tf.sigmoid(vx_rz + tf.matmul(h_c, wrz))
-        r, z = tf.split(rz, 2, axis=1)
-        candidate = activation(tf.matmul(h_c * r, wh) + vx_c)
+        if self.variant == "reset_after":
+            bh_c, bh_rz = tf.split(use(self.bh), [units, 2 * units])
+            rz = tf.sigmoid(vx_rz + tf.nn.bias_add(tf.matmul(h_c, use(self.Wrz)), bh_rz))
+            r, z = tf.split(rz, 2, axis=1)
+            candidate = activation(vx_c + r * tf.nn.bias_add(tf.matmul(h_c, use(self.Wh)), bh_c))
+        else:
+            rz = tf.sigmoid(vx_rz + tf.matmul(h_c, use(self.Wrz)))
+            r, z = tf.split(rz, 2, axis=1)
+            candidate = activation(tf.matmul(h_c * r, use(self.Wh)) + vx_c)
         if dtype != h.dtype:
             z, candidate = tf.cast(z, h.dtype), tf.cast(candidate, h.dtype)
         return h + z * (candidate - h)
@@ -139,7 +172,7 @@ class GRU4RecModel(tf.Module):
         sparse_ids = {id(v) for v in self.sparse_variables}
         out = []
         for layer in self.gru_layers:
-            for var in (layer.Wx, layer.Wrz, layer.Wh, layer.b):
+            for var in layer.layer_variables:
                 if id(var) not in sparse_ids:
                     out.append(var)
         return out
@@ -153,7 +186,10 @@ class GRU4RecModel(tf.Module):
         """Run the GRU stack on input rows (rows of :attr:`input_table` for the batch's items).
 
         ``seed``: a (2,) int tensor for the stateless dropout masks (training only); layer ``i`` uses
-        ``seed + [0, i+1]`` and the embedding ``seed``. Returns ``(hidden of the last layer, new_state)``.
+        ``seed + [0, i+1]`` and the input rows ``seed``. Dropout as the official TF/PyTorch codes: in the separate
+        and shared modes ``dropout_p_embed`` on the input rows and ``dropout_p_hidden`` on every layer's output; in
+        mode none (the first layer is the embedding) ``dropout_p_embed`` on the first layer's output and
+        ``dropout_p_hidden`` on the others'. Returns ``(hidden of the last layer (batch, H_last), new_state)``.
 
         Mixed precision: the stack computes in ``x_rows``' dtype (cast the gathered rows with
         ``gru4rec.precision.PrecisionPolicy.cast``); the float32 weights are cast at use and the state stays
@@ -175,8 +211,9 @@ class GRU4RecModel(tf.Module):
                 wx = layer.Wx if dtype == layer.Wx.dtype else tf.cast(layer.Wx, dtype)
                 vx = tf.nn.bias_add(tf.matmul(x, wx), b)
             h = layer.cell(vx, state[i], self._activation)
-            if use_dropout and cfg.dropout_p_hidden > 0:
-                h = _dropout(h, cfg.dropout_p_hidden, seed + tf.constant([0, i + 1], seed.dtype))
+            rate = cfg.dropout_p_embed if i == 0 and self.embedding_mode == "none" else cfg.dropout_p_hidden
+            if use_dropout and rate > 0:
+                h = _dropout(h, rate, seed + tf.constant([0, i + 1], seed.dtype))
             new_state.append(h)
             x = h
         return x, new_state
