@@ -100,12 +100,17 @@ def atomic_write(path: PathLike, mode: str = "w", encoding: Optional[str] = "utf
     """Open a temporary file next to ``path``; on success rename it over ``path``, on failure remove it.
 
     Readers of ``path`` therefore see either the old file or the complete new one, never a half-written file.
-    ``mode`` is ``"w"`` (text) or ``"wb"`` (binary).
+    A ``path`` that is a folder, or whose folder is missing, raises an ``OSError`` naming ``path`` (not the temporary
+    file). ``mode`` is ``"w"`` (text) or ``"wb"`` (binary).
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write mode must be 'w' or 'wb', got {mode!r}")
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path}: is a folder, expected a file name to write")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{path}: cannot write it, the folder {folder} does not exist")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
         if mode == "wb":

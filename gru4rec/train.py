@@ -118,6 +118,16 @@ def check_training_data(data: SessionData, config: Config) -> None:
             f"batch_size {config.batch_size} is larger than the number of training sessions ({data.n_sessions}); "
             f"use batch_size <= {data.n_sessions}"
         )
+    if config.bptt_steps > 1:
+        # a window longer than an epoch never completes an update (and its unrolled graph takes minutes to build)
+        lower_bound = max(-(-data.n_pairs // config.batch_size), 1)
+        if config.bptt_steps > lower_bound or config.n_sample == 0:
+            n_steps = plan_epoch(data, config, 0, chunk=1).n_steps
+            if config.bptt_steps > n_steps:
+                raise ValueError(
+                    f"bptt_steps {config.bptt_steps} is longer than an epoch ({n_steps} mini-batch steps with "
+                    f"batch_size {config.batch_size}); use bptt_steps <= {n_steps}"
+                )
 
 
 def plan_epoch(data: SessionData, config: Config, epoch: int, chunk: int) -> EpochPlan:
