@@ -17,12 +17,14 @@ Dropout values are always probabilities of DROPPING a unit. The seed passed its 
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import json
 import math
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
+INT64_LIMIT = 2**63  # integer hyperparameters reach TensorFlow as int64: they must be < 2**63
 LOSSES = ("cross-entropy", "bpr", "top1", "bpr-max", "top1-max")
 OPTIMIZERS = ("adagrad", "adam")
 HIDDEN_ACTS = ("tanh", "relu")
@@ -127,8 +129,9 @@ class Config:
             return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
         check(
-            "layers", len(self.layers) >= 1 and all(n >= 1 for n in self.layers), "sizes >= 1, e.g. 100 or 100/100"
-        )
+            "layers", len(self.layers) >= 1 and all(1 <= n < INT64_LIMIT for n in self.layers),
+            "sizes >= 1, e.g. 100 or 100/100",
+        )  # fmt: skip
         check("loss", self.loss in LOSSES, ", ".join(LOSSES))
         check("hidden_act", self.hidden_act in HIDDEN_ACTS, ", ".join(HIDDEN_ACTS))
         check("gru_variant", self.gru_variant in GRU_VARIANTS, ", ".join(GRU_VARIANTS))
@@ -142,9 +145,11 @@ class Config:
                     "linear, relu, tanh, elu-<X>, leaky-<X>"
                 )
         for name in ("batch_size", "decay_steps", "n_epochs", "bptt_steps", "chunk_steps", "log_every"):
-            check(name, is_int(getattr(self, name)) and getattr(self, name) >= 1, "an integer >= 1")
+            value = getattr(self, name)
+            check(name, is_int(value) and 1 <= value < INT64_LIMIT, "an integer in [1, 2**63 - 1]")
         for name in ("n_sample", "embedding", "sample_store_size", "seed"):
-            check(name, is_int(getattr(self, name)) and getattr(self, name) >= 0, "an integer >= 0")
+            value = getattr(self, name)
+            check(name, is_int(value) and 0 <= value < INT64_LIMIT, "an integer in [0, 2**63 - 1]")
         for name in ("bpreg", "elu_param", "grad_cap", "sigma", "lr_floor"):
             check(name, is_num(getattr(self, name)) and getattr(self, name) >= 0, "a number >= 0")
         check("sample_alpha", is_num(self.sample_alpha) and 0 <= self.sample_alpha <= 1, "a number in [0, 1]")
@@ -306,6 +311,21 @@ def _resolve(values: dict, current_layers: tuple) -> dict:
     return out
 
 
+def _parse_int(text: str) -> int:
+    """An integer from text, exactly (no float round trip): ``12345678901234567``, ``1e4``, ``100.0``."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        raise ValueError from None
+    if not number.is_finite() or number != number.to_integral_value() or abs(number) >= INT64_LIMIT:
+        raise ValueError
+    return int(number)
+
+
 def _coerce(name: str, value: Any) -> Any:
     """Convert strings (CLI, param files, JSON) to the type of field ``name``; other values pass through."""
     kind = _FIELD_TYPES[name]
@@ -339,10 +359,7 @@ def _coerce(name: str, value: Any) -> Any:
                 return False
             raise ValueError
         if kind == "int":
-            number = float(text)
-            if not number.is_integer():
-                raise ValueError
-            return int(number)
+            return _parse_int(text)
         if kind == "float":
             return float(text)
     except ValueError:

@@ -1,7 +1,8 @@
 """Named data sets for the notebooks and the CLI: the embedded ``tiny`` preset and generated synthetic presets.
 
 ``ensure_preset("small")`` returns the paths of the four RSC15-style splits, generating them once (clicks →
-RSC15 rules → splits → the ceiling) into ``DATA_DIR/generated/<preset>``. The ``tiny`` preset is committed in
+RSC15 rules → splits → the ceiling) into ``DATA_DIR/generated/<preset>``; a ``.complete`` marker written last says
+the folder is whole (an interrupted build is made again). The ``tiny`` preset is committed in
 ``data/tiny`` and never regenerated.
 """
 
@@ -22,6 +23,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 CLICKS_NAME = "yoochoose-clicks.dat"
 CEILING_CUTOFFS: tuple[int, ...] = (1, 5, 10, 20)
 EMBEDDED_PRESET = "tiny"
+COMPLETE_MARKER = ".complete"  # written last by ensure_preset: a generated preset without it is made again
 DEFAULT_SEED = 42
 
 
@@ -67,8 +69,19 @@ class PresetFiles:
         holdout_data = SessionData.from_frame(gio.read_sessions(getattr(self, holdout)), train_data.item_map)
         return train_data, holdout_data
 
+    @property
+    def marker_path(self) -> Path:
+        return self.directory / COMPLETE_MARKER
+
     def exists(self) -> bool:
         return all(path.exists() for path in (self.train_full, self.test, self.train_tr, self.train_valid))
+
+    def complete(self) -> bool:
+        """A generated preset is complete only when :func:`ensure_preset` wrote its marker (last, after the
+        ceiling); the embedded preset, committed whole, needs only its files."""
+        if self.directory == preset_dir(EMBEDDED_PRESET, self.directory.parent):
+            return self.exists() and self.stats_path.exists()
+        return self.exists() and self.marker_path.exists()
 
 
 def default_data_dir() -> Path:
@@ -149,7 +162,12 @@ def ensure_preset(
     if preset not in synthetic.PRESETS:
         raise ValueError(f"unknown data preset {preset!r}; choose one of {', '.join(synthetic.PRESETS)}")
     files = PresetFiles(preset_dir(preset, data_dir, seed))
-    if not files.exists() or _generator_version(files) != synthetic.GENERATOR_VERSION:
+    if not files.complete() or _generator_version(files) != synthetic.GENERATOR_VERSION:
+        files.marker_path.unlink(missing_ok=True)
         build_synthetic(preset, seed, files.directory, progress=progress)
         (files.directory / CLICKS_NAME).unlink(missing_ok=True)  # the splits are what the kit reads
+        if files.directory != preset_dir(EMBEDDED_PRESET, files.directory.parent):
+            with gio.atomic_write(files.marker_path) as handle:
+                handle.write(json.dumps({"preset": preset, "seed": seed,
+                                         "generator_version": synthetic.GENERATOR_VERSION}) + "\n")  # fmt: skip
     return files

@@ -100,12 +100,17 @@ def atomic_write(path: PathLike, mode: str = "w", encoding: Optional[str] = "utf
     """Open a temporary file next to ``path``; on success rename it over ``path``, on failure remove it.
 
     Readers of ``path`` therefore see either the old file or the complete new one, never a half-written file.
-    ``mode`` is ``"w"`` (text) or ``"wb"`` (binary).
+    A ``path`` that is a folder, or whose folder is missing, raises an ``OSError`` naming ``path`` (not the temporary
+    file). ``mode`` is ``"w"`` (text) or ``"wb"`` (binary).
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write mode must be 'w' or 'wb', got {mode!r}")
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path}: is a folder, expected a file name to write")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{path}: cannot write it, the folder {folder} does not exist")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
         if mode == "wb":
@@ -316,8 +321,11 @@ def _describe(value: str) -> str:
 def _check_int(path, line_no, col, name, value) -> None:
     if not _INT_RE.match(value):
         raise DataFormatError(path, line_no, f"{col} ({name})", f"an integer {name}", _describe(value))
-    if not -(2**63) <= int(value) < 2**63:
-        raise DataFormatError(path, line_no, f"{col} ({name})", f"an integer {name} that fits in 64 bits", value)
+    # more than 19 digits never fits (and int() refuses strings of over 4300 digits)
+    if len(value.lstrip("+-").lstrip("0")) > 19 or not -(2**63) <= int(value) < 2**63:
+        raise DataFormatError(
+            path, line_no, f"{col} ({name})", f"an integer {name} that fits in 64 bits", _describe(value)
+        )
 
 
 def _check_float(path, line_no, col, name, value) -> None:
@@ -339,6 +347,11 @@ def _check_timestamp(path, line_no, col, name, value) -> None:
             ok = hh < 24 and mm < 60 and ss < 61
         except ValueError:
             ok = False
+        if ok and ss == 60:
+            raise DataFormatError(
+                path, line_no, f"{col} ({name})", "a timestamp with seconds 00-59 (leap seconds such as :60 are "
+                "not supported; use :59.999)", _describe(value),
+            )  # fmt: skip
     if not ok:
         raise DataFormatError(
             path, line_no, f"{col} ({name})", "an ISO-8601 UTC timestamp like 2014-04-07T10:51:09.277Z",
@@ -346,8 +359,34 @@ def _check_timestamp(path, line_no, col, name, value) -> None:
         )  # fmt: skip
 
 
+def _open_binary(path: PathLike) -> IO[bytes]:
+    """The file's bytes, decompressed when its name says gzip or bzip2 (as pyarrow's readers do)."""
+    name = os.fspath(path)
+    if name.endswith(".gz"):
+        import gzip
+
+        return gzip.open(name, "rb")
+    if name.endswith(".bz2"):
+        import bz2
+
+        return bz2.open(name, "rb")
+    return open(name, "rb")
+
+
+def _arrow_message(error: Exception, names: Sequence[str]) -> str:
+    """pyarrow's first error line with its 0-based ``column #N`` as ``column N+1 (NAME)``."""
+    text = str(error).splitlines()[0]
+
+    def column(match: re.Match) -> str:
+        index = int(match.group(1))
+        label = f" ({names[index]})" if index < len(names) else ""
+        return f"column {index + 1}{label}"
+
+    return re.sub(r"column #(\d+)", column, text)
+
+
 def _iter_lines(path: PathLike, start_line: int = 1) -> Iterator[tuple[int, str]]:
-    with open(path, "rb") as handle:
+    with _open_binary(path) as handle:
         for line_no, raw in enumerate(handle, start=1):
             if line_no < start_line:
                 continue
@@ -360,7 +399,7 @@ def _check_empty(path: PathLike, what: str) -> None:
         raise FileNotFoundError(f"{os.fspath(path)}: no such file")
     if os.path.isdir(path):
         raise DataFormatError(path, None, None, f"a file ({what}), not a folder")
-    with open(path, "rb") as handle:
+    with _open_binary(path) as handle:
         head = handle.read(1 << 16)
         if head.strip() == b"":
             rest = handle.read()
@@ -433,7 +472,9 @@ def _read_clicks_arrays(path: PathLike) -> tuple[np.ndarray, np.ndarray, np.ndar
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         _locate_clicks_error(path)
-        raise DataFormatError(path, None, None, "a valid yoochoose clicks file", str(error).splitlines()[0]) from None
+        raise DataFormatError(
+            path, None, None, "a valid yoochoose clicks file", _arrow_message(error, CLICK_FIELDS)
+        ) from None
     if any(table.column(i).null_count for i in range(3)):
         _locate_clicks_error(path)
         raise DataFormatError(path, None, None, "no missing values")
@@ -499,7 +540,7 @@ def _locate_sessions_error(path: PathLike, order: Sequence[str]) -> None:
 
 
 def _read_header(path: PathLike) -> list[str]:
-    with open(path, "rb") as handle:
+    with _open_binary(path) as handle:
         first = handle.readline().decode("utf-8", errors="replace").rstrip("\r\n")
     names = first.split("\t")
     if sorted(names) != sorted(SESSION_COLUMNS):
@@ -528,7 +569,7 @@ def read_sessions(path: PathLike) -> pd.DataFrame:
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         _locate_sessions_error(path, names)
-        raise DataFormatError(path, None, None, "a valid GRU4Rec TSV file", str(error).splitlines()[0]) from None
+        raise DataFormatError(path, None, None, "a valid GRU4Rec TSV file", _arrow_message(error, names)) from None
     if any(table.column(name).null_count for name in names):
         _locate_sessions_error(path, names)
         raise DataFormatError(path, None, None, "no missing values")

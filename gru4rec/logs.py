@@ -23,7 +23,7 @@ import pandas as pd
 
 from gru4rec.io import DataFormatError, PathLike
 
-__all__ = ["format_record", "LogWriter", "parse_log", "read_log", "LOG_COLUMNS", "seed_log_path"]
+__all__ = ["format_record", "record_step", "LogWriter", "parse_log", "read_log", "LOG_COLUMNS", "seed_log_path"]
 
 LOG_COLUMNS = ("epoch", "step", "lr", "loss", "step_time")
 
@@ -39,6 +39,12 @@ _TIME_RE = re.compile(rf"^\s*Each\s+Step\s+time\s+is:\s*(?P<time>{_NUM})\s*$", r
 def format_record(epoch: int, step: int, lr: float, loss: float, step_time: float) -> str:
     """The two lines of one record, exactly as the seed wrote them (with a final newline)."""
     return f"Epoch {int(epoch)} Step {int(step)}\tlr: {lr:.6f}\tloss: {loss:.6f}\nEach Step time is:{step_time:.6f}\n"
+
+
+def record_step(line: str) -> Optional[int]:
+    """The step of a record line (``Epoch E Step S ...``), or None for any other line."""
+    match = _RECORD_RE.match(line.rstrip("\r\n"))
+    return int(match["step"]) if match else None
 
 
 class LogWriter:

@@ -17,14 +17,18 @@ boundary is relative (``tmax - 86400``), so the splits are the same unless a DST
 
 :func:`split` works on a DataFrame (for notebooks: it returns the four frames and the funnel of counts after each
 filter as data); :func:`prepare` reads a clicks file, splits it and writes the four TSV files and ``rsc15_stats.json``
-(every write atomic). On a 33M-click file the whole of :func:`prepare` takes seconds, not minutes: pyarrow parses
-the file, the filters are ``bincount`` passes over integer codes, and the writers format digits with numpy.
+(the set is written into a staging folder and moved in with ``rsc15_stats.json`` last, the set's completion
+marker: :func:`is_complete`). On a 33M-click file the whole of :func:`prepare` takes seconds, not minutes: pyarrow
+parses the file, the filters are ``bincount`` passes over integer codes, and the writers format digits with numpy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -343,6 +347,45 @@ def _write_stats(stats: dict, path: str) -> None:
         handle.write("\n")
 
 
+STAGING_PREFIX = ".prepare-"
+
+
+def remove_leftovers(out_dir: PathLike) -> list:
+    """Remove what a killed :func:`prepare` left in ``out_dir``: its staging folders and the temporary files of
+    ``io.atomic_write`` for the set's files. Returns the removed paths."""
+    out_dir = os.fspath(out_dir)
+    names = set(FILES.values()) | {STATS_FILE}
+    removed = []
+    for entry in os.listdir(out_dir):
+        path = os.path.join(out_dir, entry)
+        if entry.startswith(STAGING_PREFIX) and os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        elif entry.endswith(".tmp") and any(entry.startswith(f".{name}.") for name in names):
+            with contextlib.suppress(OSError):
+                os.remove(path)
+                removed.append(path)
+    return removed
+
+
+def _publish(staging: str, out_dir: str) -> None:
+    """Move a complete set from ``staging`` into ``out_dir``: the old stats file (the set's completion marker) goes
+    first, the new one last, so a kill in between leaves a folder without stats, which counts as incomplete
+    (:func:`is_complete`), never a silent mix of old and new files."""
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(out_dir, STATS_FILE))
+    for name in FILES.values():
+        os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
+    os.replace(os.path.join(staging, STATS_FILE), os.path.join(out_dir, STATS_FILE))
+
+
+def is_complete(out_dir: PathLike) -> bool:
+    """Whether ``out_dir`` holds a whole set written by :func:`prepare` (the stats file, written last, and the four
+    files)."""
+    out_dir = os.fspath(out_dir)
+    return all(os.path.isfile(os.path.join(out_dir, name)) for name in (*FILES.values(), STATS_FILE))
+
+
 def prepare(
     clicks_path: PathLike,
     out_dir: PathLike,
@@ -358,7 +401,10 @@ def prepare(
     """
     say = progress or (lambda message: None)
     out_dir = os.fspath(out_dir)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise NotADirectoryError(f"{out_dir}: is a file, expected the output folder")
     os.makedirs(out_dir, exist_ok=True)
+    remove_leftovers(out_dir)
     seconds, cpu = {}, {}
     start, cpu_start = time.perf_counter(), time.process_time()
     say(f"reading {os.fspath(clicks_path)}")
@@ -374,19 +420,24 @@ def prepare(
     mark, cpu_mark = time.perf_counter(), time.process_time()
     events = sum(stats["files"][name]["events"] for name in FILES)
     say(f"writing {', '.join(FILES.values())} ({events:,} rows)")
-    gio.write_sessions_arrays(
-        base.sessions,
-        base.items,
-        base.times,
-        [(os.path.join(out_dir, FILES[name]), masks[name]) for name in FILES],
-        item_codes=(base.icode, base.item_uniques),
-    )
-    seconds["write"] = time.perf_counter() - mark
-    cpu["write"] = time.process_time() - cpu_mark
     stats["source"] = os.path.basename(os.fspath(clicks_path))
     if extra_stats:
         stats.update(extra_stats)
-    _write_stats(stats, os.path.join(out_dir, STATS_FILE))  # no timings in the file: same input, same bytes
+    staging = tempfile.mkdtemp(dir=out_dir, prefix=STAGING_PREFIX)
+    try:
+        gio.write_sessions_arrays(
+            base.sessions,
+            base.items,
+            base.times,
+            [(os.path.join(staging, FILES[name]), masks[name]) for name in FILES],
+            item_codes=(base.icode, base.item_uniques),
+        )
+        _write_stats(stats, os.path.join(staging, STATS_FILE))  # no timings in the file: same input, same bytes
+        _publish(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    seconds["write"] = time.perf_counter() - mark
+    cpu["write"] = time.process_time() - cpu_mark
     seconds["total"] = time.perf_counter() - start
     cpu["total"] = time.process_time() - cpu_start
     stats["seconds"] = {key: round(value, 3) for key, value in seconds.items()}

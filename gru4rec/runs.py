@@ -1,18 +1,18 @@
-"""Reading a run folder back: its configuration, item map and the model at a given epoch."""
+"""Reading a run folder back: its configuration, item map and the model at a given epoch (via
+``gru4rec.run_folder``, which owns the folder's layout and its checks)."""
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
 from gru4rec.config import Config
 from gru4rec.model import GRU4RecModel
+from gru4rec.run_folder import RunFolder, RunFolderError
 from gru4rec.session_data import ItemMap
 
 
@@ -28,35 +28,42 @@ class LoadedRun:
 
 
 def checkpoint_epochs(run_dir) -> list:
-    """The epochs with a checkpoint in ``run_dir/checkpoints``, ascending."""
-    folder = Path(run_dir) / "checkpoints"
-    epochs = set()
-    for path in folder.glob("epoch-*.index"):
-        match = re.fullmatch(r"epoch-(\d+)\.index", path.name)
-        if match:
-            epochs.add(int(match.group(1)))
-    return sorted(epochs)
+    """The epochs with a complete checkpoint in ``run_dir/checkpoints``, ascending."""
+    return RunFolder(run_dir).checkpoint_epochs()
 
 
 def load_run(run_dir, epoch: Optional[int] = None) -> LoadedRun:
-    """The model of ``run_dir`` after ``epoch`` epochs (default: the latest checkpoint)."""
-    run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    if not config_path.exists():
-        raise FileNotFoundError(f"{run_dir} is not a run folder: config.json is missing")
-    meta: dict[str, Any] = json.loads(config_path.read_text())
-    config = Config.from_dict(meta["config"])
-    item_map = ItemMap.load(run_dir / "items.tsv")
-    epochs = checkpoint_epochs(run_dir)
+    """The model of ``run_dir`` after ``epoch`` epochs (default: the latest checkpoint). A broken folder (config.json
+    not an object, items.tsv not matching ``n_items``, a corrupt checkpoint or one of other shapes) raises
+    :class:`gru4rec.run_folder.RunFolderError` naming the file."""
+    folder = RunFolder(run_dir)
+    meta = folder.read_meta()
+    config = folder.read_config(meta)
+    if not folder.items_path.exists():
+        raise FileNotFoundError(f"{folder.items_path}: no such file (the run's item map)")
+    item_map = ItemMap.load(folder.items_path)
+    n_items = int(meta["n_items"])
+    if item_map.n_items != n_items:
+        raise RunFolderError(
+            f"{folder.items_path}: holds {item_map.n_items} items, but {folder.config_path} says n_items={n_items}"
+        )
+    epochs = folder.checkpoint_epochs()
     if not epochs:
-        raise FileNotFoundError(f"{run_dir}/checkpoints holds no checkpoint (was the first epoch finished?)")
+        raise FileNotFoundError(f"{folder.checkpoints_dir} holds no checkpoint (was the first epoch finished?)")
     if epoch is None:
         epoch = epochs[-1]
     elif epoch not in epochs:
-        raise ValueError(f"epoch: no checkpoint for epoch {epoch} in {run_dir}; available: {epochs}")
-    model = GRU4RecModel(int(meta["n_items"]), config)
-    status = tf.train.Checkpoint(model=model).restore(str(run_dir / "checkpoints" / f"epoch-{epoch}"))
-    status.expect_partial().assert_existing_objects_matched()
-    support_path = run_dir / "item_support.npy"
-    support = np.load(support_path) if support_path.exists() else None
-    return LoadedRun(config, item_map, model, int(epoch), run_dir, meta, support)
+        raise ValueError(f"epoch: no checkpoint for epoch {epoch} in {folder.path}; available: {epochs}")
+    try:
+        model = GRU4RecModel(n_items, config)
+    except (MemoryError, tf.errors.ResourceExhaustedError):
+        raise RunFolderError(f"{folder.config_path}: not enough memory for a model of {n_items} items and layers "
+                             f"{list(config.layers)}") from None  # fmt: skip
+    folder.restore(tf.train.Checkpoint(model=model), folder.checkpoint_prefix(epoch), partial=True)
+    support = None
+    if folder.support_path.exists():
+        try:
+            support = np.load(folder.support_path)
+        except (OSError, ValueError) as error:
+            raise RunFolderError(f"{folder.support_path}: cannot be read ({error})") from None
+    return LoadedRun(config, item_map, model, int(epoch), folder.path, meta, support)

@@ -77,12 +77,25 @@ class ItemMap:
             if header != ITEM_KEY:
                 raise ValueError(f"{path}:1: expected the header '{ITEM_KEY}', found {header!r}")
             ids = []
+            first_line: dict = {}
             for line_no, line in enumerate(handle, start=2):
                 text = line.strip()
                 try:
-                    ids.append(int(text))
+                    if len(text) > 20:
+                        raise ValueError
+                    item = int(text)
                 except ValueError:
-                    raise ValueError(f"{path}:{line_no}: expected an integer ItemId, found {text!r}") from None
+                    found = repr(text if len(text) <= 40 else text[:37] + "...")
+                    raise ValueError(f"{path}:{line_no}: expected an integer ItemId, found {found}") from None
+                if not -(2**63) <= item < 2**63:
+                    raise ValueError(f"{path}:{line_no}: expected an ItemId that fits in 64 bits, found {item}")
+                if item in first_line:
+                    raise ValueError(
+                        f"{path}:{line_no}: ItemId {item} appears again (first on line {first_line[item]}); "
+                        "expected each ItemId once"
+                    )
+                first_line[item] = line_no
+                ids.append(item)
         return cls(np.asarray(ids, dtype=np.int64))
 
 

@@ -25,7 +25,6 @@ official code's (which shrinks the batch). With ``n_sample=0`` the epoch stops w
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import platform
@@ -38,8 +37,10 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from gru4rec import run_folder as _run_folder
 from gru4rec.batching import epoch_batches
 from gru4rec.config import Config
+from gru4rec.io import atomic_write
 from gru4rec.losses import (
     cross_entropy_over_unique,
     final_activation,
@@ -117,6 +118,16 @@ def check_training_data(data: SessionData, config: Config) -> None:
             f"batch_size {config.batch_size} is larger than the number of training sessions ({data.n_sessions}); "
             f"use batch_size <= {data.n_sessions}"
         )
+    if config.bptt_steps > 1:
+        # a window longer than an epoch never completes an update (and its unrolled graph takes minutes to build)
+        lower_bound = max(-(-data.n_pairs // config.batch_size), 1)
+        if config.bptt_steps > lower_bound or config.n_sample == 0:
+            n_steps = plan_epoch(data, config, 0, chunk=1).n_steps
+            if config.bptt_steps > n_steps:
+                raise ValueError(
+                    f"bptt_steps {config.bptt_steps} is longer than an epoch ({n_steps} mini-batch steps with "
+                    f"batch_size {config.batch_size}); use bptt_steps <= {n_steps}"
+                )
 
 
 def plan_epoch(data: SessionData, config: Config, epoch: int, chunk: int) -> EpochPlan:
@@ -506,7 +517,7 @@ class TrainResult:
     metrics: Optional[dict] = None
 
 
-RUN_FILES = ("config.json", "items.tsv", "item_support.npy", "checkpoints", "train.log", "train.jsonl", "tensorboard")
+RUN_FILES = _run_folder.RUN_FILES
 
 
 def _scalar_metadata():
@@ -530,17 +541,6 @@ def _versions() -> dict:
             "platform": platform.platform()}  # fmt: skip
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def _config_differences(a: Config, b: Config, ignore=("n_epochs", "device")) -> list:
-    da, db = a.to_dict(), b.to_dict()
-    return [f"{k}: {da[k]!r} (run) != {db[k]!r} (now)" for k in da if k not in ignore and da[k] != db[k]]
-
-
 def _evaluate_valid(model: GRU4RecModel, data: SessionData, item_support) -> Optional[dict]:
     """Recall@20 / MRR@20 on validation data with ``gru4rec.evaluate`` (None when it cannot run)."""
     from gru4rec.evaluate import GRU4RecScorer, evaluate, metrics_only
@@ -558,6 +558,7 @@ def train(
     callbacks: Sequence[Any] = (),
     progress: bool = True,
     max_steps: Optional[int] = None,
+    replace: bool = False,
 ) -> TrainResult:
     """Train GRU4Rec on ``train_data`` into the run folder ``out_dir``; see the module docstring.
 
@@ -574,24 +575,36 @@ def train(
     device the training function's output was placed on, the environment and the precision policy.
     ``max_steps`` stops training after that many mini-batch steps in all (short timed runs); the epoch it falls in
     is cut short and still checkpointed.
-    """
-    from gru4rec.devices import device_scope, environment_report, resolve_device
-    from gru4rec.precision import npu_precision_mode
 
+    The run folder (``gru4rec.run_folder``) is locked for the whole call (another writer gets a
+    ``RunFolderError``); ``replace=True`` moves an existing run aside into ``replaced-<time>/`` instead of refusing.
+    A resume finds the checkpoints from their files, refuses other training data (``config.json`` holds its
+    fingerprint) and cuts the logs back to the checkpointed step.
+    """
     single_threaded = single_threaded_ops_on_cpu(config)
     run_dir = Path(out_dir)
     check_training_data(train_data, config)
     if valid_data is not None and valid_data.n_items != train_data.n_items:
         raise ValueError("valid_data must use the training item map (SessionData.from_frame(df, item_map=...))")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1; got {max_steps}")
     cbs = [cb if isinstance(cb, Callback) else _FunctionCallback(cb) for cb in callbacks]
-    config_path = run_dir / "config.json"
-    if resume and config_path.exists():
-        saved = Config.from_dict(json.loads(config_path.read_text())["config"])
-        diffs = _config_differences(saved, config)
-        if diffs:
-            raise ValueError("--resume with a different configuration: " + "; ".join(diffs))
-    elif config_path.exists():
-        raise ValueError(f"{run_dir} already holds a run (config.json); use resume=True (--resume) or another folder")
+    folder = _run_folder.RunFolder(run_dir)
+    with folder.locked():
+        replaced = folder.prepare(config, train_data, resume=resume, replace=replace)
+        if replaced is not None:
+            print(f"moved the previous run in {run_dir} to {replaced}", file=sys.stderr)
+        return _train_locked(config, train_data, folder, valid_data, resume, cbs, progress, max_steps,
+                             single_threaded)  # fmt: skip
+
+
+def _train_locked(config, train_data, folder, valid_data, resume, cbs, progress, max_steps,
+                  single_threaded) -> TrainResult:  # fmt: skip
+    """:func:`train` once the run folder is locked and checked."""
+    from gru4rec.devices import device_scope, environment_report, resolve_device
+    from gru4rec.precision import npu_precision_mode
+
+    run_dir = folder.path
     # The device opens before any model is built (the NPU adapter's options apply only then).
     choice = resolve_device(
         config.device,
@@ -604,7 +617,6 @@ def train(
         from gru4rec.distribute import make_strategy
 
         strategy = make_strategy(config.distribute)
-    run_dir.mkdir(parents=True, exist_ok=True)
     # On one device ops go to the chosen device; under a strategy, the strategy places them on its replicas.
     scope = device_scope(choice) if strategy is None else contextlib.nullcontext()
     with scope:
@@ -629,37 +641,44 @@ def _train_on_device(config, train_data, run_dir, valid_data, resume, cbs, progr
     """The body of :func:`train`, inside the chosen device's scope."""
     from gru4rec.logs import LogWriter
 
-    config_path = run_dir / "config.json"
-    ckpt_dir = run_dir / "checkpoints"
+    folder = _run_folder.RunFolder(run_dir)
     item_support = train_data.item_counts
     trainer = _make_trainer(config, train_data, policy, strategy)
     ckpt = trainer.checkpoint()
-    manager = tf.train.CheckpointManager(ckpt, str(ckpt_dir), max_to_keep=None, checkpoint_name="epoch")
+    manager = tf.train.CheckpointManager(ckpt, str(folder.checkpoints_dir), max_to_keep=None, checkpoint_name="epoch")
     resumed_from = 0
-    if resume and manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        trainer.sampler.sync()
-        resumed_from = int(trainer.progress.epoch.numpy())
+    if resume:
+        point = folder.latest_checkpoint()  # from the files, not from checkpoints/checkpoint
+        if point is not None:
+            folder.restore(ckpt, point.prefix)
+            trainer.sampler.sync()
+            resumed_from = int(trainer.progress.epoch.numpy())
+            print(f"resuming {run_dir} from {point.prefix} ({resumed_from} epochs, "
+                  f"{int(trainer.progress.batch_step.numpy())} steps done)", file=sys.stderr)  # fmt: skip
+        # the steps logged after the checkpoint (before a kill) are logged again: cut them
+        folder.cut_logs(int(trainer.progress.batch_step.numpy()), resumed_from)
     meta = {
         "config": config.to_dict(),
         "n_items": int(train_data.n_items),
         "n_train_events": int(train_data.n_events),
         "n_train_sessions": int(train_data.n_sessions),
+        "data": _run_folder.data_fingerprint(train_data),
         "versions": _versions(),
         "device": {"ran_on": None, **choice.as_dict(), "single_threaded_ops": single_threaded},
         "environment": environment,
         "precision": policy.as_dict(),
         "distribute": trainer.distribute_info() if hasattr(trainer, "distribute_info") else {"strategy": "none"},
     }
-    _write_json(config_path, meta)
-    if not (run_dir / "items.tsv").exists():
-        train_data.item_map.save(run_dir / "items.tsv")
-        np.save(run_dir / "item_support.npy", item_support)
+    folder.write_meta(meta)
+    if not folder.items_path.exists():
+        train_data.item_map.save(folder.items_path)
+        with atomic_write(folder.support_path, "wb") as handle:
+            np.save(handle, item_support)
 
     append = resumed_from > 0
-    log = LogWriter(run_dir / "train.log", append=append)
-    jsonl = open(run_dir / "train.jsonl", "a" if append else "w", encoding="utf-8", buffering=1)
-    writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
+    log = LogWriter(folder.log_path, append=append)
+    jsonl = open(folder.jsonl_path, "a" if append else "w", encoding="utf-8", buffering=1)
+    writer = tf.summary.create_file_writer(str(folder.tensorboard_dir))
     history: list = []
     epoch_losses: list = []
     train_seconds = 0.0
@@ -671,7 +690,7 @@ def _train_on_device(config, train_data, run_dir, valid_data, resume, cbs, progr
         tqdm = None
 
     def emit(record: dict) -> None:
-        jsonl.write(json.dumps(record) + "\n")
+        jsonl.write(_run_folder.jsonl_line(record))
         for cb in cbs:
             if record["kind"] == "log":
                 cb.on_log(record)
@@ -720,7 +739,8 @@ def _train_on_device(config, train_data, run_dir, valid_data, resume, cbs, progr
             device = getattr(trainer, "device", "") or device
             if "nan_step_in_epoch" in out:
                 step = base_step + out["nan_step_in_epoch"] + 1
-                last = manager.latest_checkpoint
+                last = folder.latest_checkpoint()
+                last = last.prefix if last is not None else None
                 where = f"the last good checkpoint is {last}" if last else "no checkpoint was written before it"
                 raise TrainingError(f"loss is NaN at step {step} (epoch {epoch}); training stopped; {where}")
             trainer.progress.batch_step.assign_add(out["n_steps"])
@@ -750,7 +770,7 @@ def _train_on_device(config, train_data, run_dir, valid_data, resume, cbs, progr
             emit(record)
             if meta["device"]["ran_on"] is None and device:
                 meta["device"]["ran_on"] = device
-                _write_json(config_path, meta)
+                folder.write_meta(meta)
     finally:
         log.close()
         jsonl.close()

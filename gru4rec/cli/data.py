@@ -92,6 +92,8 @@ def _print_summary(stats: dict, out_dir: str) -> None:
 def run_synth(args: argparse.Namespace) -> int:
     from gru4rec.datasets import build_synthetic
 
+    if args.seed < 0:
+        raise CliError(f"--seed: must be an integer >= 0; got {args.seed}")
     start = time.perf_counter()
     stats = build_synthetic(
         args.preset, args.seed, args.out, prepare=not args.no_prepare, with_ceiling=not args.no_ceiling, progress=_say

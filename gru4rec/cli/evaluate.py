@@ -94,6 +94,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _check_file(path: str, what: str) -> None:
+    if os.path.isdir(path):
+        raise CliError(f"{path}: is a folder, expected the {what} file (GRU4Rec TSV)")
     if not os.path.isfile(path):
         raise CliError(f"{path}: no such {what} file")
 
@@ -119,8 +121,28 @@ def _read_sessions(path: str, what: str):
     return read_sessions(path)
 
 
+INT64_LIMIT = 2**63
+
+
+def require_predictions(result: dict, test_path: str) -> None:
+    """A CliError when an evaluation scored no event (its metrics would be NaN)."""
+    if result["n_events"] == 0:
+        raise CliError(
+            f"{test_path}: no test event could be scored: no (item, next item) pair of a session has items known to "
+            f"the model ({result.get('n_dropped_unknown', 0)} events of unknown items dropped); evaluate on test "
+            "data of the same catalogue as the training data"
+        )
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise CliError(f"-k: must be an integer >= 1; got {k}")
+
+
 def _report(result: dict, args: argparse.Namespace, seconds: float, **settings) -> None:
     from gru4rec.evaluate import format_table, write_metrics
+
+    require_predictions(result, args.test)
 
     print(format_table(result))
     print(f"{result['n_events'] / max(seconds, 1e-9):,.0f} predictions/s ({seconds:.1f} s)")
@@ -192,9 +214,13 @@ def run_baseline(args: argparse.Namespace) -> int:
 def _parse_items(text: str) -> list[int]:
     parts = [p.strip() for p in text.replace(" ", ",").split(",") if p.strip()]
     try:
-        return [int(p) for p in parts]
+        ids = [int(p) for p in parts]
     except ValueError:
         raise CliError(f"--items {text!r}: expected comma-separated integer item ids, e.g. 214,85,13") from None
+    for item in ids:
+        if not -INT64_LIMIT <= item < INT64_LIMIT:
+            raise CliError(f"--items: item id {item} is out of range; item ids are 64-bit integers (< 2**63)")
+    return ids
 
 
 def run_recommend(args: argparse.Namespace) -> int:
@@ -203,6 +229,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     from gru4rec.recommend import EmptySessionError, Recommender
 
     items = _parse_items(args.items)
+    _check_k(args.k)
     _check_run(args.model)
     rec = Recommender.from_run(args.model, epoch=args.epoch)
     with warnings.catch_warnings():
@@ -231,8 +258,14 @@ def run_recommend(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from gru4rec.recommend import export_saved_model
+    from gru4rec.run_folder import lock_if_run
 
+    _check_k(args.k)
     _check_run(args.model)
-    out = export_saved_model(args.model, args.out, epoch=args.epoch, k=args.k)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise CliError(f"--out {args.out}: is a file, expected a folder for the SavedModel")
+    parent = os.path.dirname(os.path.abspath(args.out))
+    with lock_if_run(parent):  # an export into a run folder holds its lock, like every writer into it
+        out = export_saved_model(args.model, args.out, epoch=args.epoch, k=args.k)
     print(f"SavedModel written to {out} (signatures: serving_default, initial_state)")
     return 0

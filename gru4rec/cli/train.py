@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -90,21 +89,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     seed.set_defaults(func=run_seed)
 
 
+def _check_file(path: str, what: str) -> None:
+    if os.path.isdir(path):
+        raise CliError(f"{path}: is a folder, expected the {what} file (GRU4Rec TSV)")
+    if not os.path.isfile(path):
+        raise CliError(f"{path}: no such {what} file")
+
+
 def _read(path: str, what: str, item_map=None):
     from gru4rec.io import read_sessions
     from gru4rec.session_data import SessionData
 
-    if not os.path.isfile(path):
-        raise CliError(f"{path}: no such {what} file")
+    _check_file(path, what)
     return SessionData.from_frame(read_sessions(path), item_map=item_map)
 
 
 def _evaluate_test(run_dir: Path, model, train_data, test_path: str) -> dict:
+    from gru4rec.cli.evaluate import require_predictions
     from gru4rec.evaluate import GRU4RecScorer, evaluate, format_table, write_metrics
 
     test = _read(test_path, "test", item_map=train_data.item_map)
     scorer = GRU4RecScorer(model, item_map=train_data.item_map, item_support=train_data.item_counts)
     result = evaluate(scorer, test)
+    require_predictions(result, test_path)
     write_metrics(result, run_dir / "metrics.json", model=str(run_dir), test=test_path)
     print(format_table(result))
     return result
@@ -121,8 +128,8 @@ def run_train(args: argparse.Namespace) -> int:
     single_threaded_ops_on_cpu(config)  # before TensorFlow's runtime starts (see gru4rec.train)
     train_data = _read(args.train, "training")
     valid = _read(args.valid, "validation", item_map=train_data.item_map) if args.valid else None
-    if args.test and not os.path.isfile(args.test):
-        raise CliError(f"{args.test}: no such test file")
+    if args.test:
+        _check_file(args.test, "test")
     print(f"training on {train_data.n_events} events, {train_data.n_sessions} sessions, {train_data.n_items} items")
     result = train(config, train_data, args.out, valid_data=valid, resume=args.resume, progress=not args.no_progress)
     losses = ", ".join(f"{x:.4f}" for x in result.epoch_losses)
@@ -175,7 +182,7 @@ def _print_record(record: dict) -> None:
 
 
 def run_seed(args: argparse.Namespace) -> int:
-    from gru4rec.train import single_threaded_ops_on_cpu, train
+    from gru4rec.train import check_training_data, single_threaded_ops_on_cpu, train
 
     config, notes = seed_config(args)
     single_threaded_ops_on_cpu(config)
@@ -183,17 +190,17 @@ def run_seed(args: argparse.Namespace) -> int:
         print(note, file=sys.stderr)
     run_dir = Path(args.checkpoint_dir)
     if args.train == 1:
-        train_data = _read(args.data_dir, "training")
-        if (run_dir / "config.json").exists() and (run_dir / "checkpoints").is_dir():
-            print(f"replacing the previous run in {run_dir} (the seed overwrote its checkpoints too)", file=sys.stderr)
-            shutil.rmtree(run_dir)
+        # everything is checked before the folder is touched; a previous run there is moved aside, not deleted
         if args.max_steps is not None and args.max_steps < 1:
             raise CliError(f"--max_steps must be >= 1; got {args.max_steps}")
+        train_data = _read(args.data_dir, "training")
+        check_training_data(train_data, config)
         result = train(config, train_data, run_dir, callbacks=[_print_record], progress=False,
-                       max_steps=args.max_steps)  # fmt: skip
+                       max_steps=args.max_steps, replace=True)  # fmt: skip
         print(f"trained {result.epochs_done} epochs ({result.steps} steps, {result.events_per_s:,.0f} events/s); "
               f"checkpoints in {run_dir / 'checkpoints'}")  # fmt: skip
         return 0
+    from gru4rec.cli.evaluate import require_predictions
     from gru4rec.evaluate import GRU4RecScorer, evaluate
     from gru4rec.runs import load_run
 
@@ -205,6 +212,7 @@ def run_seed(args: argparse.Namespace) -> int:
     test = _read(test_path, "test", item_map=run.item_map)
     scorer = GRU4RecScorer(run.model, item_map=run.item_map, item_support=run.item_support)
     seed_counting = evaluate(scorer, test, cutoffs=(20,), tie_mode="seed")
+    require_predictions(seed_counting, test_path)
     honest = evaluate(scorer, test, cutoffs=(20,), tie_mode="conservative")
     print(f"Recall@20: {seed_counting['recall@20']}\tMRR@20: {seed_counting['mrr@20']}")
     print(f"(the seed's counting; ties against the model: Recall@20 {honest['recall@20']:.6f}, "
