@@ -100,9 +100,10 @@ def set_points(figure: go.Figure, index: int, epochs: Sequence[float], losses: S
     """Replace the points of trace ``index`` (one message to the browser when ``figure`` is a FigureWidget) and
     switch the loss axis to logarithmic or back (:func:`loss_axis_type` of every trace's losses)."""
     trace = figure.data[index]
+    others = [y for i, t in enumerate(figure.data) if i != index for y in (t.y or ())]
+    axis = loss_axis_type([*others, *losses])
     with figure.batch_update():
         trace.x, trace.y = list(epochs), list(losses)
-        axis = loss_axis_type(_shown_losses(figure))
         if figure.layout.yaxis.type != axis:
             figure.layout.yaxis.type = axis
 
