@@ -41,6 +41,8 @@ import numpy as np
 import pandas as pd
 
 from gru4rec.config import LOSSES, Config
+from gru4rec.divergence import DivergenceWatch
+from gru4rec.loss_settings import LOSS_SETTINGS_SOURCE, loss_settings
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -50,6 +52,9 @@ __all__ = [
     "BASELINE_LABELS",
     "CUTOFFS",
     "Controls",
+    "LOSS_CONTROLS",
+    "controls_for_loss",
+    "describe_loss_settings",
     "make_config",
     "describe_config",
     "PlaygroundData",
@@ -73,27 +78,31 @@ CEILING_LABEL = "ceiling (Bayes-optimal)"
 CURVE_POINTS = 150  # about this many points on a run's loss curve
 CHUNK_STEPS = 64  # steps per tf.function call; the live curve is updated after every chunk
 
-# Settings that go with each loss (everything else is the official RSC15 setting). Cross-entropy keeps the official
-# softmax and logQ correction; the pairwise and "-max" losses use the final activation Config chooses for them
-# (ELU for BPR-max, linear otherwise) without logQ, and BPR-max its score regularisation (bpreg).
-LOSS_SETTINGS: dict[str, dict[str, Any]] = {
-    "cross-entropy": {"final_act": "softmax", "logq": 1.0, "bpreg": 0.0},
-    "bpr-max": {"final_act": None, "logq": 0.0, "bpreg": 1.0},
-    "top1-max": {"final_act": None, "logq": 0.0, "bpreg": 0.0},
-    "bpr": {"final_act": None, "logq": 0.0, "bpreg": 0.0},
-    "top1": {"final_act": None, "logq": 0.0, "bpreg": 0.0},
-}
 LOSS_SHORT = {"cross-entropy": "XE", "bpr-max": "BPR-max", "top1-max": "TOP1-max", "bpr": "BPR", "top1": "TOP1"}
 
 
 # ----------------------------------------------------------------------------------------------- controls -> Config
+LOSS_CONTROLS: Mapping[str, str] = {
+    "learning_rate": "learning_rate",
+    "momentum": "momentum",
+    "bpreg": "bpreg",
+    "final_act": "final_act",
+    "dropout_embed": "dropout_p_embed",
+    "dropout": "dropout_p_hidden",
+}
+"""The controls that move with the loss (:func:`gru4rec.loss_settings.loss_settings`) -> their Config names."""
+
+
 @dataclass(frozen=True)
 class Controls:
     """The values of the playground's controls (the notebook's parameters cell gives the first ones).
 
     ``method`` is ``"BP"`` (one update per mini-batch step, the 2016 paper) or ``"BPTT"`` (truncated
     back-propagation through time over windows of ``bptt_steps`` steps; ignored under BP). ``dropout`` is the drop
-    probability of the hidden layer's output (``dropout_p_hidden``).
+    probability of the hidden layer's output (``dropout_p_hidden``), ``dropout_embed`` that of the (shared) item
+    embedding (``dropout_p_embed``). The defaults are the cross-entropy settings of
+    :data:`gru4rec.loss_settings.LOSS_SETTINGS` (the official RSC15 parameter file); :func:`controls_for_loss`
+    gives the starting values of another loss.
     """
 
     loss: str = "cross-entropy"
@@ -102,7 +111,11 @@ class Controls:
     n_sample: int = 2048
     sample_alpha: float = 0.5
     dropout: float = 0.4
+    dropout_embed: float = 0.0
     learning_rate: float = 0.2
+    momentum: float = 0.2
+    bpreg: float = 0.0
+    final_act: str = "softmax"
     method: str = "BP"
     bptt_steps: int = 4
     n_epochs: int = 3
@@ -115,27 +128,48 @@ class Controls:
         return dataclasses.asdict(self)
 
 
+def controls_for_loss(loss: str, base: Optional[Controls] = None, **changes: Any) -> Controls:
+    """``base`` (default: :class:`Controls`) with ``loss`` and the learning rate, momentum, ``bpreg``, final
+    activation and dropouts that make it learn (:func:`gru4rec.loss_settings.loss_settings`), then ``changes``
+    (changes that are None are ignored, so a notebook parameter left at None keeps the loss's value)."""
+    settings = loss_settings(loss)
+    moved = {control: settings[name] for control, name in LOSS_CONTROLS.items()}
+    return (base or Controls()).replace(loss=loss, **moved, **{k: v for k, v in changes.items() if v is not None})
+
+
+def describe_loss_settings(loss: str) -> str:
+    """One line: the starting values of ``loss``'s controls and where they come from."""
+    settings = loss_settings(loss)
+    values = ", ".join(f"{control.replace('_', ' ')} {settings[name]:g}" if isinstance(settings[name], float)
+                       else f"{control.replace('_', ' ')} {settings[name]}" for control, name in LOSS_CONTROLS.items())
+    return f"{loss}: {values} (from {LOSS_SETTINGS_SOURCE[loss]})"
+
+
 def make_config(controls: Union[Controls, Mapping[str, Any]], **overrides: Any) -> Config:
-    """The training Config for ``controls``: the official RSC15 setting (``Config.preset("official")``: Adagrad
-    with momentum 0.2, shared embedding, ...), the loss's companions from :data:`LOSS_SETTINGS`, then the
-    controls, then ``overrides`` (any Config field). Invalid values raise ValueError naming the control."""
+    """The training Config for ``controls``: the official RSC15 setting (``Config.preset("official")``: Adagrad,
+    shared embedding, ...), the loss's settings of :func:`gru4rec.loss_settings.loss_settings` (its ``logq``, which
+    has no control), then the controls, then ``overrides`` (any Config field). Invalid values raise ValueError
+    naming the control."""
     if isinstance(controls, Mapping):
         controls = Controls(**controls)
-    if controls.loss not in LOSS_SETTINGS:
+    if controls.loss not in LOSSES:
         raise ValueError(f"loss: invalid value {controls.loss!r}; allowed: {', '.join(LOSSES)}")
     if controls.method not in METHODS:
         raise ValueError(f"method: invalid value {controls.method!r}; allowed: BP, BPTT")
     if controls.method == "BPTT" and int(controls.bptt_steps) < 2:
         raise ValueError(f"bptt_steps: invalid value {controls.bptt_steps!r} for BPTT; allowed: an integer >= 2")
     values = {
-        **LOSS_SETTINGS[controls.loss],
-        "loss": controls.loss,
+        **loss_settings(controls.loss),
         "layers": (int(controls.layer_size),),
         "batch_size": int(controls.batch_size),
         "n_sample": int(controls.n_sample),
         "sample_alpha": float(controls.sample_alpha),
         "dropout_p_hidden": float(controls.dropout),
+        "dropout_p_embed": float(controls.dropout_embed),
         "learning_rate": float(controls.learning_rate),
+        "momentum": float(controls.momentum),
+        "bpreg": float(controls.bpreg),
+        "final_act": str(controls.final_act),
         "bptt_steps": 1 if controls.method == "BP" else int(controls.bptt_steps),
         "n_epochs": int(controls.n_epochs),
         "chunk_steps": CHUNK_STEPS,
@@ -149,9 +183,11 @@ def describe_config(config: Config) -> str:
     layers = "/".join(str(n) for n in config.layers)
     method = "BP" if config.bptt_steps == 1 else f"BPTT({config.bptt_steps})"
     negatives = f"{config.n_sample} neg α={config.sample_alpha:g}" if config.n_sample else "in-batch neg"
+    bpreg = f" · bpreg {config.bpreg:g}" if config.loss == "bpr-max" else ""
     return (
-        f"{LOSS_SHORT.get(config.loss, config.loss)} · {layers} units · batch {config.batch_size} · {negatives} · "
-        f"dropout {config.dropout_p_hidden:g} · lr {config.learning_rate:g} · {method} · {config.n_epochs} ep"
+        f"{LOSS_SHORT.get(config.loss, config.loss)} ({config.final_activation}{bpreg}) · {layers} units · "
+        f"batch {config.batch_size} · {negatives} · dropout {config.dropout_p_embed:g}/{config.dropout_p_hidden:g} · "
+        f"lr {config.learning_rate:g} · momentum {config.momentum:g} · {method} · {config.n_epochs} ep"
     )
 
 
@@ -290,9 +326,11 @@ def run_experiment(
     ``data.test`` and return the run's record (plain JSON types).
 
     ``on_point(curve, record)`` is called after each new point of the loss curve (``curve.epoch`` / ``curve.loss``
-    hold all points so far; ``record`` is the trainer's log record), ``on_epoch(record)`` after each epoch. The
-    record holds ``label``, ``preset``, ``summary``, ``controls``, ``config``, ``recall@K`` / ``mrr@K`` for K in
-    :data:`CUTOFFS`, ``losses`` (mean training loss of each epoch), ``curve``, ``events_per_s`` (training events per
+    hold all points so far; ``record`` is the trainer's log record plus ``divergence``: the warning of
+    :class:`gru4rec.divergence.DivergenceWatch` once the loss has grown far above its start, else None),
+    ``on_epoch(record)`` after each epoch (with ``divergence`` too). The returned record holds ``label``,
+    ``preset``, ``summary``, ``controls``, ``config``, ``recall@K`` / ``mrr@K`` for K in :data:`CUTOFFS`,
+    ``losses`` (mean training loss of each epoch), ``curve``, ``divergence``, ``events_per_s`` (training events per
     second, checkpointing excluded), ``train_seconds``, ``eval_seconds``, ``device`` and ``run_dir``.
     """
     from gru4rec.evaluate import GRU4RecScorer, evaluate
@@ -308,16 +346,19 @@ def run_experiment(
     run_dir = next_run_dir(runs_dir)
     label = label or run_dir.name.replace("-", " ")
     curve = LossCurve(steps_per_epoch)
+    watch = DivergenceWatch(config.learning_rate)
 
     class _Hook(Callback):
         def on_log(self, record: dict) -> None:
+            watch(record)
             if curve.add_log(record) is not None and on_point is not None:
-                on_point(curve, record)
+                on_point(curve, {**record, "divergence": watch.message})
 
         def on_epoch_end(self, record: dict) -> None:
+            watch(record)
             curve.end_epoch(record)
             if on_epoch is not None:
-                on_epoch(record)
+                on_epoch({**record, "divergence": watch.message})
 
     result = train(config, data.train, run_dir, callbacks=[_Hook()], progress=False)
     started = time.perf_counter()
@@ -333,6 +374,7 @@ def run_experiment(
         **metrics,
         "losses": [float(x) for x in result.epoch_losses],
         "curve": curve.as_dict(),
+        "divergence": watch.message,
         "steps_per_epoch": int(steps_per_epoch),
         "events_per_s": float(result.events_per_s),
         "train_seconds": float(result.seconds),
@@ -438,6 +480,7 @@ def table_html(frame: pd.DataFrame, css_class: str = "gru4rec-table", index: boo
 _SIZE_OPTIONS = (16, 32, 50, 64, 100, 128, 200, 256, 512)
 _BATCH_OPTIONS = (16, 32, 50, 64, 128, 256, 512)
 _SAMPLE_OPTIONS = (0, 128, 512, 1024, 2048, 4096)
+_FINAL_ACT_OPTIONS = ("softmax", "linear", "tanh", "relu", "elu-0.5", "elu-1", "leaky-0.01")
 
 
 def _options(values: Sequence, current: Any) -> list:
@@ -488,10 +531,17 @@ class Playground:
             "loss": w.Dropdown(options=list(LOSSES), value=c.loss, description="loss"),
             "layer_size": w.Dropdown(options=_options(_SIZE_OPTIONS, c.layer_size), value=c.layer_size,
                                      description="GRU units"),
-            "dropout": w.FloatSlider(value=c.dropout, min=0.0, max=0.8, step=0.05, description="dropout",
+            "dropout": w.FloatSlider(value=c.dropout, min=0.0, max=0.8, step=0.05, description="dropout (hidden)",
                                      tooltip="drop probability of the GRU's output"),
+            "final_act": w.Dropdown(options=_options(_FINAL_ACT_OPTIONS, c.final_act), value=c.final_act,
+                                    description="final activation"),
+            "bpreg": w.FloatSlider(value=c.bpreg, min=0.0, max=3.0, step=0.05, description="bpreg",
+                                   tooltip="BPR-max score regularisation"),
+            "dropout_embed": w.FloatSlider(value=c.dropout_embed, min=0.0, max=0.8, step=0.05,
+                                           description="dropout (embed)", tooltip="drop probability of the embedding"),
             "learning_rate": w.FloatLogSlider(value=c.learning_rate, base=10, min=-3, max=0, step=0.05,
                                               description="learning rate", readout_format=".3g"),
+            "momentum": w.FloatSlider(value=c.momentum, min=0.0, max=0.95, step=0.05, description="momentum"),
             "batch_size": w.Dropdown(options=_options(_BATCH_OPTIONS, c.batch_size), value=c.batch_size,
                                      description="batch size"),
             "n_sample": w.Dropdown(options=_options(_SAMPLE_OPTIONS, c.n_sample), value=c.n_sample,
@@ -513,6 +563,11 @@ class Playground:
                 control.continuous_update = False
             control.add_class(f"gru4rec-{name}")
         self.controls_widgets["bptt_steps"].disabled = c.method == "BP"
+        self.controls_widgets["bpreg"].disabled = c.loss != "bpr-max"
+        self._setting_controls = False
+        self.loss_note = w.HTML(value=self._loss_note(c.loss), layout=w.Layout(width="300px"))
+        self.loss_note.add_class("gru4rec-loss-note")
+        self.controls_widgets["loss"].observe(self._on_loss, names="value")
         self.controls_widgets["method"].observe(self._on_method, names="value")
         self.controls_widgets["data_preset"].observe(self._on_preset, names="value")
 
@@ -534,8 +589,10 @@ class Playground:
         method_label = w.HTML("<div style='text-align: right; padding-right: 8px'>method</div>",
                               layout=w.Layout(width="105px"))  # fmt: skip
         columns = w.HBox([
-            w.VBox([w.HTML("<b>Model and loss</b>"), cw["loss"], cw["layer_size"], cw["dropout"], cw["learning_rate"]]),
-            w.VBox([w.HTML("<b>Mini-batches and negatives</b>"), cw["batch_size"], cw["n_sample"], cw["sample_alpha"]]),
+            w.VBox([w.HTML("<b>Model and loss</b>"), cw["loss"], self.loss_note, cw["final_act"], cw["bpreg"],
+                    cw["layer_size"], cw["dropout_embed"], cw["dropout"]]),
+            w.VBox([w.HTML("<b>Mini-batches and negatives</b>"), cw["batch_size"], cw["n_sample"], cw["sample_alpha"],
+                    w.HTML("<b>Optimiser</b> (Adagrad)"), cw["learning_rate"], cw["momentum"]]),
             w.VBox([w.HTML("<b>Training</b>"), w.HBox([method_label, cw["method"]]), cw["bptt_steps"], cw["n_epochs"],
                     cw["data_preset"]]),
         ])  # fmt: skip
@@ -560,8 +617,31 @@ class Playground:
         return Controls(**{name: widget.value for name, widget in self.controls_widgets.items()})
 
     def set_controls(self, controls: Controls) -> None:
-        for name, value in controls.as_dict().items():
-            self.controls_widgets[name].value = value
+        """Show ``controls`` in the widgets (as given: a loss set here does not move the other controls)."""
+        self._setting_controls = True
+        try:
+            for name, value in controls.as_dict().items():
+                widget = self.controls_widgets[name]
+                options = getattr(widget, "options", None)
+                if options is not None and value not in options:
+                    widget.options = _options(options, value)
+                widget.value = value
+        finally:
+            self._setting_controls = False
+        self.controls_widgets["bpreg"].disabled = controls.loss != "bpr-max"
+        self.loss_note.value = self._loss_note(controls.loss)
+
+    @staticmethod
+    def _loss_note(loss: str) -> str:
+        return f"<small>starting values: {html.escape(LOSS_SETTINGS_SOURCE[loss])}</small>"
+
+    def _on_loss(self, change: Mapping[str, Any]) -> None:
+        """A new loss moves the learning rate, momentum, bpreg, final activation and dropouts to its settings."""
+        if self._setting_controls:
+            return
+        loss = change["new"]
+        self.set_controls(controls_for_loss(loss, base=self.controls().replace(loss=change["old"])))
+        self._say(f"Settings for <b>{html.escape(loss)}</b>: {html.escape(describe_loss_settings(loss))}")
 
     def _on_method(self, change: Mapping[str, Any]) -> None:
         self.controls_widgets["bptt_steps"].disabled = change["new"] == "BP"
@@ -575,9 +655,11 @@ class Playground:
 
         display(self.widget)
 
-    def _say(self, message: str, error: bool = False) -> None:
+    def _say(self, message: str, error: bool = False, warning: Optional[str] = None) -> None:
+        """Show ``message`` in the status line; ``warning`` (plain text, e.g. the divergence warning) after it."""
         color = "#b00020" if error else "inherit"
-        self.status.value = f"<span style='color:{color}'>{message}</span>"
+        extra = f" <span style='color:#b35900'><b>⚠ {html.escape(warning)}</b></span>" if warning else ""
+        self.status.value = f"<span style='color:{color}'>{message}</span>{extra}"
 
     def _refresh_tables(self, record: Optional[Mapping[str, Any]] = None) -> None:
         preset = self.controls_widgets["data_preset"].value
@@ -640,15 +722,15 @@ class Playground:
                     self._draw(curve.epoch, curve.loss)
                     self._say(
                         f"Training <b>{label}</b>: epoch {curve.epoch[-1]:.2f} of {controls.n_epochs}, "
-                        f"loss {curve.loss[-1]:.4f}"
+                        f"loss {curve.loss[-1]:.4g}", warning=record["divergence"],
                     )
 
                 def on_epoch(record: Mapping[str, Any]) -> None:
                     last = record["epochs_done"] == controls.n_epochs
                     self._say(
                         f"Training <b>{label}</b>: epoch {record['epochs_done']} of {controls.n_epochs} done "
-                        f"(mean loss {record['loss']:.4f}, {record['events_per_s']:,.0f} events/s)"
-                        + ("; evaluating on the test split ..." if last else "")
+                        f"(mean loss {record['loss']:.4g}, {record['events_per_s']:,.0f} events/s)"
+                        + ("; evaluating on the test split ..." if last else ""), warning=record["divergence"],
                     )
 
                 record = run_experiment(
@@ -659,7 +741,8 @@ class Playground:
                 self._refresh_tables(record)
                 self._say(
                     f"<b>{label}</b> done: Recall@{K} {record[f'recall@{K}']:.4f}, MRR@{K} {record[f'mrr@{K}']:.4f} "
-                    f"({record['events_per_s']:,.0f} training events/s, {record['train_seconds']:.1f} s)"
+                    f"({record['events_per_s']:,.0f} training events/s, {record['train_seconds']:.1f} s)",
+                    warning=record["divergence"],
                 )
                 return record
         except Exception as error:  # noqa: BLE001 - shown to the learner, the kernel keeps running

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from gru4rec.plots.live import LIVE_COLOR, add_live_trace, loss_curve_figure, results_figure, set_points
+from gru4rec.plots.live import (
+    LIVE_COLOR,
+    add_live_trace,
+    loss_axis_type,
+    loss_curve_figure,
+    results_figure,
+    set_points,
+)
 
 
 def test_loss_curve_figure_draws_past_runs_and_an_empty_live_trace() -> None:
@@ -28,6 +35,21 @@ def test_set_points_replaces_the_live_points() -> None:
     set_points(figure, index, [0.25, 0.5, 0.75], [7.0, 6.5, 6.1])
     assert list(figure.data[index].x) == [0.25, 0.5, 0.75] and list(figure.data[index].y) == [7.0, 6.5, 6.1]
     assert list(figure.data[0].y) == [3.0]
+
+
+def test_loss_axis_turns_logarithmic_when_losses_span_more_than_10x() -> None:
+    assert loss_axis_type([12.0, 10.0, 7.0]) == "linear" and loss_axis_type([]) == "linear"
+    assert loss_axis_type([0.7, 7000.0]) == "log" and loss_axis_type([0.0, -1.0, float("nan"), 2.0]) == "linear"
+    same_scale = loss_curve_figure({"run 1": {"epoch": [0.5, 1.0], "loss": [6.0, 5.0]}})
+    assert same_scale.layout.yaxis.type == "linear"
+    mixed = loss_curve_figure({"XE": {"epoch": [1.0], "loss": [10.0]}, "BPR": {"epoch": [1.0], "loss": [996.0]}})
+    assert mixed.layout.yaxis.type == "log"
+    # a live run that spikes switches the axis, and back when it is replaced by tame points
+    index = add_live_trace(same_scale, "run 2")
+    set_points(same_scale, index, [0.25, 0.5], [0.7, 9000.0])
+    assert same_scale.layout.yaxis.type == "log"
+    set_points(same_scale, index, [0.25, 0.5], [5.5, 5.0])
+    assert same_scale.layout.yaxis.type == "linear"
 
 
 def test_results_figure_draws_bars_and_the_ceiling_as_lines() -> None:

@@ -10,13 +10,16 @@ import pandas as pd
 import pytest
 
 from gru4rec import widgets
-from gru4rec.config import Config
+from gru4rec.config import LOSSES, Config
+from gru4rec.loss_settings import LOSS_SETTINGS_SOURCE, loss_settings
 from gru4rec.widgets import (
     Controls,
     LossCurve,
     PlaygroundData,
     RunHistory,
+    controls_for_loss,
     describe_config,
+    describe_loss_settings,
     load_playground_data,
     log_every_for,
     make_config,
@@ -41,14 +44,19 @@ def test_make_config_defaults_are_the_official_setting_with_the_controls_applied
     assert config.bptt_steps == 1 and config.n_epochs == 3
 
 
+def test_default_controls_are_the_cross_entropy_settings() -> None:
+    assert controls_for_loss("cross-entropy") == Controls()
+
+
 def test_make_config_maps_every_control() -> None:
     controls = Controls(
         loss="bpr-max", layer_size=64, batch_size=128, n_sample=512, sample_alpha=0.75, dropout=0.1,
-        learning_rate=0.05, method="BPTT", bptt_steps=8, n_epochs=2, data_preset="tiny",
+        dropout_embed=0.3, learning_rate=0.05, momentum=0.3, bpreg=1.5, final_act="elu-1", method="BPTT",
+        bptt_steps=8, n_epochs=2, data_preset="tiny",
     )  # fmt: skip
     config = make_config(controls)
-    assert config.loss == "bpr-max" and config.final_act is None and config.final_activation == "elu-0.5"
-    assert config.logq == 0.0 and config.bpreg == 1.0
+    assert config.loss == "bpr-max" and config.final_act == "elu-1" and config.final_activation == "elu-1"
+    assert config.logq == 0.0 and config.bpreg == 1.5 and config.momentum == 0.3 and config.dropout_p_embed == 0.3
     assert config.layers == (64,) and config.batch_size == 128 and config.n_sample == 512
     assert config.sample_alpha == 0.75 and config.dropout_p_hidden == 0.1 and config.learning_rate == 0.05
     assert config.bptt_steps == 8 and config.n_epochs == 2
@@ -57,9 +65,16 @@ def test_make_config_maps_every_control() -> None:
     assert make_config(controls, seed=7).seed == 7
 
 
-@pytest.mark.parametrize("loss", ["cross-entropy", "bpr-max", "top1-max", "bpr", "top1"])
-def test_every_loss_gives_a_valid_config(loss: str) -> None:
-    assert make_config(Controls(loss=loss)).loss == loss
+@pytest.mark.parametrize("loss", LOSSES)
+def test_controls_for_loss_move_to_the_loss_settings(loss: str) -> None:
+    base = Controls(layer_size=64, n_epochs=2, learning_rate=0.9, momentum=0.0, data_preset="tiny")
+    controls = controls_for_loss(loss, base=base, n_sample=None, batch_size=16)
+    config = make_config(controls)
+    for name, value in loss_settings(loss).items():
+        assert getattr(config, name) == value, name  # logq too, which has no control
+    assert controls.layer_size == 64 and controls.n_epochs == 2 and controls.batch_size == 16
+    assert controls.n_sample == base.n_sample  # None: not changed
+    assert loss in describe_loss_settings(loss) and LOSS_SETTINGS_SOURCE[loss] in describe_loss_settings(loss)
 
 
 @pytest.mark.parametrize(
@@ -68,6 +83,7 @@ def test_every_loss_gives_a_valid_config(loss: str) -> None:
         ({"method": "TBPTT"}, "method"),
         ({"method": "BPTT", "bptt_steps": 1}, "bptt_steps"),
         ({"loss": "hinge"}, "loss"),
+        ({"loss": "bpr-max", "final_act": "softmax"}, "final_act"),
         ({"dropout": 1.0}, "dropout_p_hidden"),
         ({"learning_rate": 0.0}, "learning_rate"),
     ],
@@ -79,8 +95,9 @@ def test_make_config_rejects_bad_values_naming_them(changes: dict, message: str)
 
 def test_describe_config() -> None:
     text = describe_config(make_config(Controls(method="BPTT", bptt_steps=6, layer_size=50, n_sample=0)))
-    assert "50 units" in text and "BPTT(6)" in text and "in-batch neg" in text and "XE" in text
-    assert "BP ·" in describe_config(make_config(Controls()))
+    assert "50 units" in text and "BPTT(6)" in text and "in-batch neg" in text and "XE (softmax)" in text
+    assert "BP ·" in describe_config(make_config(Controls())) and "momentum 0.2" in text
+    assert "bpreg 1.95" in describe_config(make_config(controls_for_loss("bpr-max")))
 
 
 # ----------------------------------------------------------------------------------------------- the curve
@@ -189,7 +206,7 @@ def test_run_experiment_trains_evaluates_and_reports_points(tiny: PlaygroundData
     assert len(record["losses"]) == 1 and math.isfinite(record["losses"][0])
     assert points == list(range(1, len(record["curve"]["loss"]) + 1)) and len(points) >= 10
     assert record["curve"]["epoch"][-1] == pytest.approx(1.0)
-    assert len(epochs) == 1 and record["events_per_s"] > 0
+    assert len(epochs) == 1 and record["events_per_s"] > 0 and record["divergence"] is None
     # the curve's points average back to the epoch's mean loss (each point is a window mean)
     windows = np.diff([0.0, *record["curve"]["epoch"]]) * record["steps_per_epoch"]
     assert np.average(record["curve"]["loss"], weights=windows) == pytest.approx(record["losses"][0], rel=1e-4)
@@ -212,7 +229,7 @@ def test_playground_train_button_handler(tiny: PlaygroundData, tmp_path) -> None
     ui.train_button.click()  # what a click in the browser does
     assert len(ui.history) == 1, ui.status.value
     record = ui.history.records[0]
-    assert record["summary"].startswith("XE · 32 units") and "BPTT(3)" in record["summary"]
+    assert record["summary"].startswith("XE (softmax) · 32 units") and "BPTT(3)" in record["summary"]
     live = ui.figure.data[-1]
     assert live.name == "training: run 1" and len(live.x) == len(record["curve"]["epoch"]) > 0
     assert "GRU4Rec (run 1)" in ui.results.value and "Recall@20" in ui.results.value
@@ -236,3 +253,47 @@ def test_playground_shows_a_failed_run_and_stays_usable(tiny: PlaygroundData, tm
     assert "failed" in ui.status.value and "batch_size 512" in ui.status.value
     assert not ui.train_button.disabled and len(ui.history) == 0
     assert any("ValueError" in item.get("text", "") for item in ui.output.outputs)
+
+
+# ----------------------------------------------------------------------------------------------- every loss learns
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", LOSSES)
+def test_every_loss_with_its_settings_beats_pop_on_tiny(loss: str, tiny: PlaygroundData, tmp_path) -> None:
+    """The playground's controls for ``loss`` (what choosing it in the loss control gives), one epoch on tiny."""
+    record = run_experiment(controls_for_loss(loss, data_preset="tiny", n_epochs=1), tiny, tmp_path)
+    pop = tiny.baselines["pop"]
+    assert record["recall@20"] > pop["recall@20"], (loss, record["recall@20"], pop)
+    assert record["mrr@20"] > pop["mrr@20"], (loss, record["mrr@20"], pop)
+    assert record["divergence"] is None, record["divergence"]
+
+
+def test_playground_loss_control_moves_the_loss_settings(tiny: PlaygroundData, tmp_path) -> None:
+    ui = widgets.Playground(Controls(**FAST), tmp_path, data=tiny)
+    assert ui.controls_widgets["bpreg"].disabled
+    ui.controls_widgets["loss"].value = "bpr-max"
+    controls = ui.controls()
+    assert controls == controls_for_loss("bpr-max", base=Controls(**FAST))
+    assert controls.learning_rate == pytest.approx(0.05) and controls.final_act == "elu-0.5"
+    assert not ui.controls_widgets["bpreg"].disabled and "retailrocket" in ui.loss_note.value
+    assert "Settings for <b>bpr-max</b>" in ui.status.value
+    ui.controls_widgets["momentum"].value = 0.1  # still changeable
+    assert ui.controls().momentum == pytest.approx(0.1)
+    ui.controls_widgets["loss"].value = "cross-entropy"
+    assert ui.controls() == Controls(**FAST)
+
+
+@pytest.mark.slow
+def test_playground_status_line_says_a_run_diverges(tiny: PlaygroundData, tmp_path) -> None:
+    """The issue's case: BPR-max with the cross-entropy learning rate 0.2 climbs to thousands."""
+    diverging = Controls(**{**FAST, "layer_size": 100, "n_sample": 2048}).replace(
+        loss="bpr-max", final_act="elu-0.5", bpreg=1.0
+    )
+    ui = widgets.Playground(diverging, tmp_path, data=tiny)
+    seen = []
+    ui.status.observe(lambda change: seen.append(change["new"]), names="value")
+    record = ui.train()
+    assert record is not None and record["divergence"] is not None
+    assert "learning rate 0.2" in record["divergence"]
+    assert any("diverging: try a lower learning rate" in value and "Training" in value for value in seen)
+    assert "diverging: try a lower learning rate" in ui.status.value and "done" in ui.status.value
+    assert ui.figure.layout.yaxis.type == "log"  # the spike does not flatten the curve

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gru4rec.cli import CliError
 
+SEED_RUN_DIR = "runs/seed"  # under runs/ (git-ignored), not the seed's ./checkpoint in the working folder
 DROPOUT_NOTE = (
     "note: --dropout is read as the probability of DROPPING a unit; the seed passed it to TensorFlow as a keep "
     "probability (output_keep_prob). At the default 0.5 both readings are the same."
@@ -24,6 +25,35 @@ def _config_fields():
     return list(dataclasses.fields(Config))
 
 
+def _choices_help(name: str) -> str:
+    """``; one of: a, b, c`` for the hyperparameters with a fixed set of values (empty for the others)."""
+    from gru4rec import config as c
+
+    choices = {
+        "loss": c.LOSSES, "optimizer": c.OPTIMIZERS, "hidden_act": c.HIDDEN_ACTS, "gru_variant": c.GRU_VARIANTS,
+        "device": c.DEVICES, "precision": c.PRECISIONS, "distribute": c.DISTRIBUTE,
+    }  # fmt: skip
+    if name == "final_act":
+        return (f"; one of: {c.FINAL_ACT_HELP}; unset: the loss's own (softmax for cross-entropy, "
+                "elu-<elu_param> for bpr-max, linear otherwise)")  # fmt: skip
+    return f"; one of: {', '.join(choices[name])}" if name in choices else ""
+
+
+def _default_help(name: str, official, seed_preset) -> str:
+    """What ``--NAME`` is without the option: the official preset's value (the default preset), and the seed's."""
+    seed, value = getattr(seed_preset, name), getattr(official, name)
+
+    def show(v) -> str:
+        if isinstance(v, tuple):
+            return "/".join(str(n) for n in v)
+        return "none" if v is None else str(v)
+
+    where = f"default: {show(value)}"
+    if seed != value:
+        where += f" (--preset seed: {show(seed)})"
+    return where
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
         "train",
@@ -33,8 +63,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "tensorboard/. Hyperparameters use the official names; --preset gives the starting values.",
     )
     train.add_argument("--train", required=True, metavar="PATH", help="training sessions (GRU4Rec TSV)")
-    train.add_argument("--valid", metavar="PATH", help="validation sessions: Recall@20/MRR@20 after every epoch")
-    train.add_argument("--test", metavar="PATH", help="test sessions: metrics.json after training")
+    train.add_argument(
+        "--valid", metavar="PATH",
+        help="validation sessions: Recall@20/MRR@20 after every epoch, printed and stored in RUN_DIR/train.jsonl",
+    )  # fmt: skip
+    train.add_argument("--test", metavar="PATH", help="test sessions: evaluated after training, RUN_DIR/metrics.json")
     train.add_argument("--out", required=True, metavar="RUN_DIR", help="the run folder (created)")
     train.add_argument(
         "--preset", default="official", choices=("official", "seed"),
@@ -42,13 +75,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     train.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    group = train.add_argument_group("hyperparameters (official names; see gru4rec/config.py)")
+    from gru4rec.config import Config
+
+    official, seed_preset = Config.preset("official"), Config.preset("seed")
+    group = train.add_argument_group(
+        "hyperparameters (official names; see gru4rec/config.py). Defaults shown are those of the default preset "
+        "(official); --preset seed starts from the seed's values, shown in brackets where they differ"
+    )
     for f in _config_fields():
         names = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
-        hint = "SIZES (e.g. 100 or 100/100)" if f.name == "layers" else f.type.upper().replace("OPTIONAL[STR]", "STR")
+        hint = "SIZES" if f.name == "layers" else f.type.upper().replace("OPTIONAL[STR]", "STR")
         group.add_argument(
-            *names, dest=f"hp_{f.name}", metavar=hint, default=None, help=f"default: the preset's, else {f.default!r}"
-        )
+            *names, dest=f"hp_{f.name}", metavar=hint, default=None,
+            help=_default_help(f.name, official, seed_preset) + _choices_help(f.name)
+            + ("; e.g. 100 or 100/100" if f.name == "layers" else ""),
+        )  # fmt: skip
     train.set_defaults(func=run_train)
 
     seed = subparsers.add_parser(
@@ -64,7 +105,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     seed.add_argument("--lr", type=float, default=0.001, help="initial learning rate (default 0.001)")
     seed.add_argument("--train", type=int, default=1, choices=(0, 1), help="1: train (default), 0: evaluate")
     seed.add_argument("--hidden_act", default="tanh", choices=("tanh", "relu"), help="GRU activation (tanh)")
-    seed.add_argument("--final_act", default="softmax", help="final activation: softmax, tanh, relu, linear")
+    seed.add_argument("--final_act", default="softmax",
+                      help="final activation: softmax (default), tanh, relu, linear")  # fmt: skip
     seed.add_argument("--loss", default="cross-entropy", choices=("cross-entropy", "bpr", "top1"), help="loss")
     seed.add_argument("--dropout", type=float, default=0.5, help="dropout (a DROP probability here; default 0.5)")
     seed.add_argument("--data_dir", "--data_path", dest="data_dir", default="data/rsc15/rsc15_train_full.txt",
@@ -72,8 +114,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     seed.add_argument("--test", type=int, default=2, help="with --train 0: the (0-based) epoch to evaluate (2)")
     extra = seed.add_argument_group("additions of this kit")
     extra.add_argument("--batch_size", type=int, default=50, help="mini-batch size (the seed's fixed 50)")
-    extra.add_argument("--checkpoint_dir", default="checkpoint", metavar="DIR",
-                       help="the run folder (the seed's ./checkpoint; a previous run there is replaced)")  # fmt: skip
+    extra.add_argument("--checkpoint_dir", default=SEED_RUN_DIR, metavar="DIR",
+                       help=f"the run folder (default: {SEED_RUN_DIR}; the seed used ./checkpoint)")  # fmt: skip
     extra.add_argument("--test_data", metavar="PATH",
                        help="with --train 0: test sessions (default: rsc15_test.txt next to --data_dir)")  # fmt: skip
     extra.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu", "npu"),
@@ -117,6 +159,32 @@ def _evaluate_test(run_dir: Path, model, train_data, test_path: str) -> dict:
     return result
 
 
+def _console_callback(config):
+    """A training callback that prints what the run folder's train.jsonl also holds: the divergence warning
+    (:class:`gru4rec.divergence.DivergenceWatch`) and, after each epoch with --valid, Recall@20 / MRR@20."""
+    from gru4rec.divergence import DivergenceWatch
+    from gru4rec.train import Callback
+
+    class ConsoleReport(Callback):
+        def __init__(self) -> None:
+            self.watch = DivergenceWatch(config.learning_rate, on_warning=self.warn)
+
+        @staticmethod
+        def warn(message: str) -> None:
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+
+        def on_log(self, record: dict) -> None:
+            self.watch(record)
+
+        def on_epoch_end(self, record: dict) -> None:
+            self.watch(record)
+            if "valid_recall@20" in record:
+                print(f"epoch {record['epochs_done']}: loss {record['loss']:.4f}, validation Recall@20 "
+                      f"{record['valid_recall@20']:.4f}, MRR@20 {record['valid_mrr@20']:.4f}", flush=True)  # fmt: skip
+
+    return ConsoleReport()
+
+
 def run_train(args: argparse.Namespace) -> int:
     from gru4rec.config import Config
     from gru4rec.train import single_threaded_ops_on_cpu, train
@@ -131,11 +199,15 @@ def run_train(args: argparse.Namespace) -> int:
     if args.test:
         _check_file(args.test, "test")
     print(f"training on {train_data.n_events} events, {train_data.n_sessions} sessions, {train_data.n_items} items")
-    result = train(config, train_data, args.out, valid_data=valid, resume=args.resume, progress=not args.no_progress)
+    report = _console_callback(config)
+    result = train(config, train_data, args.out, valid_data=valid, resume=args.resume, progress=not args.no_progress,
+                   callbacks=[report])  # fmt: skip
     losses = ", ".join(f"{x:.4f}" for x in result.epoch_losses)
     print(f"done: {result.epochs_done} epochs, {result.steps} steps, {result.events_per_s:,.0f} events/s on "
           f"{result.device or 'the default device'}; epoch losses: {losses}")  # fmt: skip
     print(f"run folder: {result.run_dir}")
+    if report.watch.diverging:
+        print(f"warning: {report.watch.message}", file=sys.stderr)
     if args.test:
         _evaluate_test(Path(args.out), result.model, train_data, args.test)
     return 0
@@ -195,8 +267,11 @@ def run_seed(args: argparse.Namespace) -> int:
             raise CliError(f"--max_steps must be >= 1; got {args.max_steps}")
         train_data = _read(args.data_dir, "training")
         check_training_data(train_data, config)
-        result = train(config, train_data, run_dir, callbacks=[_print_record], progress=False,
+        report = _console_callback(config)
+        result = train(config, train_data, run_dir, callbacks=[_print_record, report], progress=False,
                        max_steps=args.max_steps, replace=True)  # fmt: skip
+        if report.watch.diverging:
+            print(f"warning: {report.watch.message}", file=sys.stderr)
         print(f"trained {result.epochs_done} epochs ({result.steps} steps, {result.events_per_s:,.0f} events/s); "
               f"checkpoints in {run_dir / 'checkpoints'}")  # fmt: skip
         return 0

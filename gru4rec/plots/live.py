@@ -9,22 +9,45 @@ that is about to train (bold). The same builder serves both ways of using the pl
 
 :func:`results_figure` draws the results table (a run against the baselines and the ceiling) as bars.
 
+The loss axis turns logarithmic when the losses shown span more than :data:`LOG_AXIS_SPREAD` (a diverging run, or
+runs of losses on different scales such as BPR next to cross-entropy), so one spike cannot flatten every other curve.
+
 A curve is ``{"epoch": [...], "loss": [...]}``: x is the position in training in epochs (fractional, so runs with
 different batch sizes or data sets share the axis), y the mean training loss over the steps since the previous point.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Mapping, Optional, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
 
-__all__ = ["LIVE_COLOR", "PAST_COLORS", "loss_curve_figure", "add_live_trace", "set_points", "results_figure"]
+__all__ = [
+    "LIVE_COLOR", "PAST_COLORS", "LOG_AXIS_SPREAD", "loss_axis_type", "loss_curve_figure", "add_live_trace",
+    "set_points", "results_figure",
+]  # fmt: skip
 
 LIVE_COLOR = "#d62728"
 PAST_COLORS = ("#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
 LIVE_TRACE_PREFIX = "training: "
+
+
+LOG_AXIS_SPREAD = 10.0
+"""The loss axis is logarithmic when the largest loss shown is more than this many times the smallest."""
+
+
+def loss_axis_type(losses: Sequence[float], spread: float = LOG_AXIS_SPREAD) -> str:
+    """``"log"`` when the positive finite ``losses`` span more than ``spread`` (max / min), else ``"linear"``."""
+    values = [float(v) for v in losses if v is not None and math.isfinite(float(v)) and float(v) > 0.0]
+    if not values:
+        return "linear"
+    return "log" if max(values) > spread * min(values) else "linear"
+
+
+def _shown_losses(figure: go.Figure) -> list:
+    return [y for trace in figure.data for y in (trace.y or ())]
 
 
 def _hover(label: str) -> str:
@@ -39,7 +62,8 @@ def loss_curve_figure(
 ) -> go.Figure:
     """A line per finished run of ``curves`` (``{label: {"epoch": [...], "loss": [...]}}``), oldest first, and, when
     ``live`` is given, an empty bold trace named ``"training: <live>"`` (the last trace) to be filled while it
-    trains. Losses of different loss functions are on different scales: compare runs by their metrics."""
+    trains. Losses of different loss functions are on different scales: compare runs by their metrics (the loss
+    axis is logarithmic when the losses span more than :data:`LOG_AXIS_SPREAD`)."""
     figure = go.Figure()
     for i, (label, curve) in enumerate(dict(curves).items()):
         figure.add_trace(
@@ -56,6 +80,7 @@ def loss_curve_figure(
         margin={"l": 60, "r": 20, "t": 50, "b": 45}, legend={"orientation": "h", "y": -0.2},
         uirevision="playground",  # keep the user's zoom while points arrive
     )  # fmt: skip
+    figure.update_yaxes(type=loss_axis_type(_shown_losses(figure)))
     return figure
 
 
@@ -72,10 +97,15 @@ def add_live_trace(figure: go.Figure, label: str) -> int:
 
 
 def set_points(figure: go.Figure, index: int, epochs: Sequence[float], losses: Sequence[float]) -> None:
-    """Replace the points of trace ``index`` (one message to the browser when ``figure`` is a FigureWidget)."""
+    """Replace the points of trace ``index`` (one message to the browser when ``figure`` is a FigureWidget) and
+    switch the loss axis to logarithmic or back (:func:`loss_axis_type` of every trace's losses)."""
     trace = figure.data[index]
+    others = [y for i, t in enumerate(figure.data) if i != index for y in (t.y or ())]
+    axis = loss_axis_type([*others, *losses])
     with figure.batch_update():
         trace.x, trace.y = list(epochs), list(losses)
+        if figure.layout.yaxis.type != axis:
+            figure.layout.yaxis.type = axis
 
 
 def results_figure(
