@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gru4rec.cli.course",
     "gru4rec.cli.evaluate",
     "gru4rec.cli.train",
+    "gru4rec.cli.tune",
 )
 
 
