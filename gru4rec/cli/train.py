@@ -73,6 +73,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--preset", default="official", choices=("official", "seed"),
         help="starting values: official = paramfiles/rsc15_xe_shared_100_best.py (default), seed = the seed's main.py",
     )  # fmt: skip
+    train.add_argument(
+        "--params", metavar="FILE",
+        help="a JSON object of hyperparameters (official names), applied on top of --preset and below the flags "
+        "below, e.g. the best_params.json of `gru4rec tune` (the official codes' .py param files are not read)",
+    )  # fmt: skip
     train.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     from gru4rec.config import Config
@@ -192,7 +197,12 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = {
         name[3:]: value for name, value in vars(args).items() if name.startswith("hp_") and value is not None
     }
-    config = Config.preset(args.preset, **overrides)
+    config = Config.preset(args.preset)
+    if args.params:  # --params FILE (gru4rec tune's best_params.json): between the preset and the flags
+        from gru4rec.tune import config_with_params, read_params
+
+        config = config_with_params(config, read_params(args.params), source=args.params)
+    config = config.with_overrides(**overrides)
     single_threaded_ops_on_cpu(config)  # before TensorFlow's runtime starts (see gru4rec.train)
     train_data = _read(args.train, "training")
     valid = _read(args.valid, "validation", item_map=train_data.item_map) if args.valid else None

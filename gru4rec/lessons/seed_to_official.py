@@ -1,0 +1,147 @@
+"""From the seed to the official GRU4Rec, one change at a time (notebook 06; the playground can reuse the steps).
+
+:data:`STEPS` starts from the seed exactly as it ran (``Config.preset("seed")``: in-batch negatives only, a separate
+input embedding, Adam with a staircase decay, dropout 0.5, and its optimistic evaluation: ``rank < 20`` with ties as
+hits) and changes one thing per step until it reaches the official RSC15-best configuration
+(``Config.preset("official")``), then the kit's default GRU. Each step is a :class:`Step`: a name, the Config
+overrides it adds to the previous step, and the evaluation it is measured with. :func:`run_waterfall` trains and
+evaluates every step on the same data with the same seed (``gru4rec.train.train``, ``gru4rec.evaluate.evaluate``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
+
+import pandas as pd
+
+from gru4rec.config import Config
+from gru4rec.evaluate import GRU4RecScorer, evaluate
+from gru4rec.session_data import SessionData
+from gru4rec.train import train
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the waterfall: ``change`` (Config overrides on top of the previous step) and its evaluation."""
+
+    name: str
+    change: Mapping[str, Any]
+    tie_mode: str  # "seed" (rank < K, ties as hits) or "conservative" (rank <= K, ties against the model)
+    why: str
+
+
+def _frozen(**values: Any) -> Mapping[str, Any]:
+    return MappingProxyType(dict(values))
+
+
+STEPS: tuple = (
+    Step("the seed as it ran", _frozen(), "seed",
+         "Config.preset('seed'): in-batch negatives, separate embedding, Adam 0.001 ×0.96 staircase, dropout 0.5; "
+         "hits counted as rank < K with ties as hits"),
+    Step("honest evaluation", _frozen(), "conservative",
+         "the same model counted with rank ≤ K and ties against the model (the official evaluation)"),
+    Step("+ 2048 popularity-sampled negatives", _frozen(n_sample=2048, sample_alpha=0.5), "conservative",
+         "extra negatives drawn by popularity^0.5, shared by the mini-batch (CIKM 2018, section 3.2)"),
+    Step("+ logQ correction", _frozen(logq=1.0), "conservative",
+         "subtract log Q(j) from each negative's score: the sampled softmax's bias correction"),
+    Step("+ shared embedding", _frozen(constrained_embedding=True, embedding=0), "conservative",
+         "the input embedding is the output weight matrix (official constrained_embedding)"),
+    Step("+ Adagrad with momentum, lr 0.2", _frozen(optimizer="adagrad", learning_rate=0.2, momentum=0.2, decay=1.0),
+         "conservative", "the official optimiser at the official RSC15 learning rate, no schedule"),
+    Step("+ official dropout", _frozen(dropout_p_hidden=0.4, dropout_p_embed=0.0), "conservative",
+         "dropout 0.4 on the hidden state (the seed dropped half)"),
+    Step("+ official mini-batch (32)", _frozen(batch_size=32, bpreg=0.0), "conservative",
+         "batch 32 instead of the seed's 50: now exactly Config.preset('official') (bpreg only matters for BPR-max)"),
+    Step("+ the kit's default GRU", _frozen(gru_variant="reset_after"), "conservative",
+         "the reset gate applied after the recurrent product (gru_variant='reset_after')"),
+)
+"""The steps of notebook 06, in order (each one change)."""
+
+PUBLISHED = MappingProxyType({
+    "ports_recall_gap": (0.30, 0.90),  # third-party ports' Recall@20, this much below the official code's
+    "ports_source": "Hidasi & Czapp, RecSys 2023, arXiv 2307.14956 (six third-party GRU4Rec ports, five data sets)",
+    "losses_gain_up_to": 0.35,  # the CIKM 2018 losses and sampling over the 2016 GRU4Rec (Recall@20 and MRR@20)
+    "losses_source": "Hidasi & Karatzoglou, CIKM 2018, arXiv 1706.03847",
+})
+"""The published gaps shown beside the measured ones (as fractions)."""
+
+
+def step_configs(steps: Sequence[Step] = STEPS, start: Optional[Config] = None, **common: Any) -> list:
+    """``[(step, config), ...]``: the cumulative Config of every step, each with ``common`` overrides (e.g.
+    ``n_epochs``, ``seed``) applied on top. ``start`` defaults to ``Config.preset("seed")``."""
+    config = start or Config.preset("seed")
+    out = []
+    for step in steps:
+        config = config.with_overrides(**dict(step.change))
+        out.append((step, config.with_overrides(**common)))
+    return out
+
+
+def measure(result: Any, train_data: SessionData, test_data: SessionData, k: int = 20,
+            tie_mode: str = "conservative", ceiling: Optional[Mapping[str, float]] = None) -> dict:  # fmt: skip
+    """``recall@K``, ``mrr@K`` on ``test_data`` (``gru4rec.evaluate``), their share of ``ceiling`` when given, the mean
+    ``epoch_seconds``, ``events_per_s`` and ``final_loss`` of a :class:`gru4rec.train.TrainResult`."""
+    scorer = GRU4RecScorer(result.model, train_data.item_map, train_data.item_counts)
+    metrics = evaluate(scorer, test_data, cutoffs=(k,), tie_mode=tie_mode)
+    seconds = [record["seconds"] for record in result.history]
+    row = {f"recall@{k}": metrics[f"recall@{k}"], f"mrr@{k}": metrics[f"mrr@{k}"]}
+    if ceiling is not None:
+        row[f"share_recall@{k}"] = row[f"recall@{k}"] / ceiling[f"recall@{k}"]
+        row[f"share_mrr@{k}"] = row[f"mrr@{k}"] / ceiling[f"mrr@{k}"]
+    row.update(epoch_seconds=sum(seconds) / len(seconds), events_per_s=result.events_per_s,
+               final_loss=result.epoch_losses[-1])  # fmt: skip
+    return row
+
+
+@dataclass
+class Waterfall:
+    """What :func:`run_waterfall` measured: one row per step, and the trained model of every distinct config."""
+
+    table: pd.DataFrame
+    models: dict = field(default_factory=dict)  # step name -> trained GRU4RecModel
+    configs: dict = field(default_factory=dict)  # step name -> Config
+
+
+def run_waterfall(
+    train_data: SessionData,
+    test_data: SessionData,
+    out_dir: Union[str, Path],
+    steps: Sequence[Step] = STEPS,
+    k: int = 20,
+    ceiling: Optional[Mapping[str, float]] = None,
+    on_step: Optional[Callable[[dict], None]] = None,
+    **common: Any,
+) -> Waterfall:
+    """Train and evaluate every step (``common``: Config overrides for all steps, e.g. ``n_epochs=3, seed=42``).
+
+    A step whose Config equals an earlier step's (the honest evaluation) reuses that model instead of training it
+    again, so the two counts are of the same model. Runs go to ``out_dir/<nn>``. Columns of the table: ``step``,
+    ``tie_mode``, ``recall@K``, ``mrr@K``, their share of ``ceiling`` (when given), ``epoch_seconds`` (mean
+    training time per epoch), ``events_per_s``, ``trained`` (False when reused) and ``change``."""
+    out_dir = Path(out_dir)
+    rows, models, configs, trained_by_config = [], {}, {}, {}
+    for number, (step, config) in enumerate(step_configs(steps, **common)):
+        key = config.to_json(sort_keys=True)
+        reused = key in trained_by_config
+        if not reused:
+            trained_by_config[key] = train(config, train_data, out_dir / f"{number:02d}", progress=False)
+        result = trained_by_config[key]
+        row = {"step": step.name, "tie_mode": step.tie_mode,
+               **measure(result, train_data, test_data, k=k, tie_mode=step.tie_mode, ceiling=ceiling),
+               "trained": not reused,
+               "change": ", ".join(f"{name}={value}" for name, value in step.change.items()) or "—"}  # fmt: skip
+        rows.append(row)
+        models[step.name] = result.model
+        configs[step.name] = config
+        if on_step is not None:
+            on_step(row)
+    return Waterfall(pd.DataFrame(rows), models, configs)
+
+
+def config_differences(a: Config, b: Config) -> dict:
+    """``{name: (a's value, b's value)}`` for every hyperparameter where the two configs differ."""
+    da, db = a.to_dict(), b.to_dict()
+    return {name: (da[name], db[name]) for name in da if da[name] != db[name]}
