@@ -76,6 +76,11 @@ def _reference_update(trainer, x, y, r, v, smp, state):
         dict(constrained_embedding=False, embedding=0, n_sample=0, loss="top1-max", layers=(6, 5)),
         dict(constrained_embedding=True, n_sample=5, bptt_steps=3, optimizer="adam", loss="top1"),
         dict(constrained_embedding=False, embedding=4, n_sample=0, bptt_steps=2, loss="bpr"),
+        dict(constrained_embedding=True, logq=1.0, n_sample=6, momentum=0.3, gru_variant="reset_after"),
+        dict(constrained_embedding=False, embedding=0, n_sample=5, layers=(6, 5), gru_variant="reset_after"),
+        dict(constrained_embedding=False, embedding=3, n_sample=4, bptt_steps=3, layers=(6, 6),
+             gru_variant="reset_after", loss="bpr-max"),
+        dict(constrained_embedding=True, n_sample=4, bptt_steps=2, optimizer="adam", gru_variant="reset_after"),
     ],
 )
 def test_in_graph_window_equals_plain_autodiff(overrides):
@@ -200,6 +205,29 @@ def test_run_folder_resume_and_load(tiny, tmp_path):
         train(cfg, train_data, run, progress=False)
     with pytest.raises(ValueError, match="learning_rate"):
         train(cfg.with_overrides(learning_rate=0.5), train_data, run, resume=True, progress=False)
+
+
+def test_reset_after_checkpoints_round_trip_and_old_runs_load_as_reset_before(tiny, tmp_path):
+    train_data, _ = tiny
+    cfg = Config.preset("official", n_epochs=1, n_sample=16, batch_size=16, chunk_steps=16)
+    after = train(cfg.with_overrides(gru_variant="reset_after"), train_data, tmp_path / "after", progress=False,
+                  max_steps=40)  # fmt: skip
+    loaded = load_run(tmp_path / "after")
+    assert loaded.config.gru_variant == "reset_after"
+    assert any(np.any(layer.bh.numpy() != 0) for layer in after.model.gru_layers)  # the recurrent bias trains
+    for wa, wb in zip(_weights(after.model), _weights(loaded.model)):
+        np.testing.assert_array_equal(wa, wb)
+    # a run folder written before gru_variant existed: config.json without it loads as the reset-before GRU
+    before = train(cfg.with_overrides(gru_variant="reset_before"), train_data, tmp_path / "old", progress=False,
+                   max_steps=40)  # fmt: skip
+    meta_path = tmp_path / "old" / "config.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["config"]["gru_variant"]
+    meta_path.write_text(json.dumps(meta))
+    old = load_run(tmp_path / "old")
+    assert old.config.gru_variant == "reset_before" and not hasattr(old.model.gru_layers[0], "bh")
+    for wa, wb in zip(_weights(before.model), _weights(old.model)):
+        np.testing.assert_array_equal(wa, wb)
 
 
 def test_first_logged_loss_is_log_batch_and_callbacks(tiny, tmp_path):
