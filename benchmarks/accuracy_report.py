@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--official-pytorch", metavar="PATH", help="clone of hidasib/GRU4Rec_PyTorch_Official")
     parser.add_argument("--official-python", default=sys.executable, metavar="PYTHON",
                         help="interpreter with the official codes' dependencies (default: this one)")
+    parser.add_argument("--official-threads", type=int, default=None, metavar="N",
+                        help="thread pool size of the official runs' ops (default: their libraries' defaults)")
     parser.add_argument("--jobs", type=int, default=0, metavar="N",
                         help="official runs going on while the kit trains (default 0: one thing at a time)")
     parser.add_argument("--no-baselines", action="store_true", help="skip POP, S-POP, item-kNN and Markov")
@@ -117,7 +119,8 @@ def main() -> None:
             code, path, epochs, params = queue.pop(0)
             log = run_root / f"official_{code}_{epochs}ep.log"
             print(f"starting the {official_runs.CODE_NAMES[code]}, {epochs} epochs (log {log})", flush=True)
-            proc = official_runs.start(code, path, args.official_python, files.train_full, files.test, params, log)
+            proc = official_runs.start(code, path, args.official_python, files.train_full, files.test, params, log,
+                                       threads=args.official_threads)
             running.append((code, epochs, proc, log))
 
     def poll(limit: int) -> None:
@@ -178,6 +181,8 @@ def main() -> None:
 
     print()
     shared = f"; {args.jobs} official run(s) beside the kit's training, sharing the CPU" if args.jobs else ""
+    if args.official_threads:
+        shared += f"; official runs with {args.official_threads} thread(s) per op"
     print(f"preset {args.preset}, test split, conservative ties, config {args.config}"
           f"{' ' + str(overrides) if overrides else ''}; {wall / 60:.0f} min in all{shared}; "
           f"load average at the end {os.getloadavg()[0]:.1f}")

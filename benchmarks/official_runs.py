@@ -105,9 +105,10 @@ def params_from_config(config, n_epochs: int) -> dict:
 
 
 def command(code: str, path, python: str, train_path, test_path, params: dict,
-            cutoffs: Sequence[int] = (20,)) -> tuple:
+            cutoffs: Sequence[int] = (20,), threads: Optional[int] = None) -> tuple:
     """``(argv, env)`` of one official run: ``code`` ``tf`` or ``pytorch``, ``path`` the clone (with ``run.py``),
-    ``python`` the interpreter of its environment."""
+    ``python`` the interpreter of its environment. ``threads``: the size of the thread pools of its ops (PyTorch's
+    and OpenMP's ``OMP_NUM_THREADS``, TensorFlow's ``TF_NUM_INTRAOP_THREADS``), or None for the library defaults."""
     if code not in CODES:
         raise ValueError(f"code: unknown value {code!r}; allowed: {', '.join(CODES)}")
     run_py = Path(path) / "run.py"
@@ -126,16 +127,22 @@ def command(code: str, path, python: str, train_path, test_path, params: dict,
     if code == "tf":
         env["TF_USE_LEGACY_KERAS"] = "1"
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads: expected an integer >= 1, got {threads}")
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), TF_NUM_INTRAOP_THREADS=str(threads))
     return argv, env
 
 
-def start(code: str, path, python: str, train_path, test_path, params: dict, log_path) -> subprocess.Popen:
+def start(code: str, path, python: str, train_path, test_path, params: dict, log_path,
+          threads: Optional[int] = None) -> subprocess.Popen:
     """Start one official run in the background, its stdout and stderr going to ``log_path``."""
-    argv, env = command(code, path, python, train_path, test_path, params)
+    argv, env = command(code, path, python, train_path, test_path, params, threads=threads)
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", encoding="utf-8") as log:
-        log.write("$ " + " ".join(argv) + "\n")
+        threads_note = "" if threads is None else f"OMP_NUM_THREADS={threads} TF_NUM_INTRAOP_THREADS={threads} "
+        log.write("$ " + threads_note + " ".join(argv) + "\n")
         log.flush()
         return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(log_path.parent))
 

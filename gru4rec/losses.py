@@ -10,17 +10,19 @@ Per-row losses (Hidasi & Karatzoglou, CIKM 2018, section 3, and the official The
 target's score, ``r_j`` the scores of row ``i`` and ``N`` the number of valid columns:
 
 - ``cross-entropy``: ``-log softmax(r)_i`` (computed as logsumexp - r_i; the official adds 1e-24 inside the log);
-- ``bpr``: ``sum_j -log sigmoid(r_i - r_j)`` over all valid columns, the positive included (a constant log 2), as in
-  the official code;
+- ``bpr``: ``mean_j -log sigmoid(r_i - r_j)`` over the ``N`` valid columns, the positive included (a constant
+  log 2 / N), as the official Theano code (``T.mean`` over the score matrix, scaled back to a sum over rows; the TF
+  and PyTorch codes have no BPR);
 - ``top1``: ``(sum_j [sigmoid(r_j - r_i) + sigmoid(r_j^2)] - sigmoid(r_i^2)) / N`` (official: mean over the columns,
   the positive's regulariser removed);
 - ``bpr-max``: ``-log(sum_j s_j sigmoid(r_i - r_j) + 1e-24) + bpreg * sum_j s_j r_j^2`` with ``s`` the softmax over
   the negatives only (the positive excluded, the official ``softmax_neg``);
 - ``top1-max``: ``sum_j s_j (sigmoid(r_j - r_i) + sigmoid(r_j^2))``.
 
-logQ correction (official ``logq``): before the final activation, ``logq * log Q(j)`` is subtracted from every column,
-with ``Q`` the support (event count) of the item for in-batch columns (they are drawn by popularity through the data)
-and the support to the power ``sample_alpha`` for the extra samples, unnormalised, exactly as the official code.
+logQ correction (official ``logq``, cross-entropy only: the official codes ignore it for the other losses, and so
+does the trainer): before the final activation, ``logq * log Q(j)`` is subtracted from every column, with ``Q`` the
+support (event count) of the item for in-batch columns (they are drawn by popularity through the data) and the
+support to the power ``sample_alpha`` for the extra samples, unnormalised, exactly as the official code.
 """
 
 from __future__ import annotations
@@ -93,7 +95,8 @@ def row_losses(
         return rows * row_mask
     target = tf.linalg.diag_part(scores[:, :batch])[:, tf.newaxis]  # (B, 1)
     if loss == "bpr":
-        rows = tf.reduce_sum(tf.nn.softplus(scores - target) * col_mask, axis=1)
+        n_valid_cols = tf.reduce_sum(col_mask)
+        rows = tf.reduce_sum(tf.nn.softplus(scores - target) * col_mask, axis=1) / n_valid_cols
     elif loss == "top1":
         n_valid_cols = tf.reduce_sum(col_mask)
         terms = (tf.sigmoid(scores - target) + tf.sigmoid(tf.square(scores))) * col_mask

@@ -36,7 +36,9 @@ def _softmax_neg(x):  # the official softmax_neg: softmax over the row, the diag
 
 
 def reference(scores, valid, loss, act, bpreg=0.0, adjust=None):
-    """Sum over valid lanes, computed as the official Theano code does on a batch without the invalid lanes."""
+    """Sum over valid lanes, written as the official Theano code on a batch without the invalid lanes: each loss is a
+    ``T.mean`` (over the rows, or over the whole score matrix for BPR) and the cost multiplies it by the batch's
+    ``M`` valid lanes (``cost = (M / batch_size) * loss``; the division by batch_size is left out here)."""
     batch = scores.shape[0]
     keep = np.concatenate([valid, np.ones(scores.shape[1] - batch, bool)])
     y = scores[valid][:, keep]
@@ -49,16 +51,16 @@ def reference(scores, valid, loss, act, bpreg=0.0, adjust=None):
     if loss == "cross-entropy":
         e = np.exp(y - y.max(axis=1, keepdims=True))
         p = e / e.sum(axis=1, keepdims=True)
-        return np.sum(-np.log(np.diag(p[:, :m]) + 1e-24))
-    if loss == "bpr":
-        return np.sum(-np.log(_sigmoid(d - y)))
+        return m * np.mean(-np.log(np.diag(p[:, :m]) + 1e-24))
+    if loss == "bpr":  # T.mean over the (M, M + n_sample) matrix: the mean over the columns, per row
+        return m * np.mean(-np.log(_sigmoid(d - y)))
     if loss == "top1":
-        return np.sum(np.mean(_sigmoid(-d + y) + _sigmoid(y**2), axis=1) - _sigmoid(d[:, 0] ** 2) / n_out)
+        return m * np.mean(np.mean(_sigmoid(-d + y) + _sigmoid(y**2), axis=1) - _sigmoid(d[:, 0] ** 2) / n_out)
     sm = _softmax_neg(y)
     if loss == "bpr-max":
-        return np.sum(-np.log(np.sum(_sigmoid(d - y) * sm, axis=1) + 1e-24) + bpreg * np.sum(y**2 * sm, axis=1))
+        return m * np.mean(-np.log(np.sum(_sigmoid(d - y) * sm, axis=1) + 1e-24) + bpreg * np.sum(y**2 * sm, axis=1))
     if loss == "top1-max":
-        return np.sum(np.sum(sm * (_sigmoid(-d + y) + _sigmoid(y**2)), axis=1))
+        return m * np.mean(np.sum(sm * (_sigmoid(-d + y) + _sigmoid(y**2)), axis=1))
     raise ValueError(loss)
 
 

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from gru4rec.config import Config
 from gru4rec.model import GRU4RecModel
+from gru4rec.model import _dropout as model_dropout
 
 
 def _model(n_items=30, **kw):
@@ -16,26 +17,94 @@ def _model(n_items=30, **kw):
     return GRU4RecModel(n_items, Config.from_dict(base))
 
 
-def test_cell_matches_keras_gru_cell_reset_before():
-    model = _model(layers=(7,), embedding=5)
-    layer = model.gru_layers[0]
-    units = 7
-    rng = np.random.default_rng(0)
-    layer.b.assign(rng.normal(0, 0.3, 3 * units).astype(np.float32))
-    x = rng.normal(size=(4, 5)).astype(np.float32)
-    h = rng.normal(size=(4, units)).astype(np.float32)
+def _keras_cell(layer) -> tf.keras.layers.GRUCell:
+    """A Keras GRUCell holding ``layer``'s weights. Ours: blocks [candidate | reset | update] and
+    h' = (1 - z) h + z c; Keras: [z | r | h] and h' = z h + (1 - z) c, so Keras' update gate is ours negated inside
+    the sigmoid (its weights and biases are ours times -1)."""
+    units = layer.units
+
+    def to_keras(a):  # (..., 3H) ours -> Keras order, z negated
+        return np.concatenate([-a[..., 2 * units :], a[..., units : 2 * units], a[..., :units]], axis=-1)
+
     wx, wrz, wh, b = (v.numpy() for v in (layer.Wx, layer.Wrz, layer.Wh, layer.b))
-    # ours: blocks [candidate | reset | update]; h' = (1 - z) h + z c.  Keras: [z | r | h]; h' = z h + (1 - z) c,
-    # so Keras' update gate is ours negated inside the sigmoid.
-    keras = tf.keras.layers.GRUCell(units, reset_after=False)
-    keras.build((None, 5))
-    kernel = np.hstack([-wx[:, 2 * units :], wx[:, units : 2 * units], wx[:, :units]])
+    after = layer.variant == "reset_after"
+    keras = tf.keras.layers.GRUCell(units, reset_after=after)
+    keras.build((None, wx.shape[0]))
     recurrent = np.hstack([-wrz[:, units:], wrz[:, :units], wh])
-    bias = np.concatenate([-b[2 * units :], b[units : 2 * units], b[:units]])
-    keras.set_weights([kernel, recurrent, bias])
-    expected, _ = keras(tf.constant(x), [tf.constant(h)])
+    bias = np.stack([to_keras(b), to_keras(layer.bh.numpy())]) if after else to_keras(b)
+    keras.set_weights([to_keras(wx), recurrent, bias])
+    return keras
+
+
+def _random_biases(model, seed=0):
+    rng = np.random.default_rng(seed)
+    for layer in model.gru_layers:
+        layer.b.assign(rng.normal(0, 0.3, 3 * layer.units).astype(np.float32))
+        if layer.variant == "reset_after":
+            layer.bh.assign(rng.normal(0, 0.3, 3 * layer.units).astype(np.float32))
+
+
+@pytest.mark.parametrize("variant", ["reset_before", "reset_after"])
+def test_cell_matches_keras_gru_cell(variant):
+    model = _model(layers=(7,), embedding=5, gru_variant=variant)
+    layer = model.gru_layers[0]
+    _random_biases(model)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 5)).astype(np.float32)
+    h = rng.normal(size=(4, 7)).astype(np.float32)
+    expected, _ = _keras_cell(layer)(tf.constant(x), [tf.constant(h)])
     ours = layer.cell(tf.matmul(x, layer.Wx) + layer.b, tf.constant(h), tf.tanh)
     np.testing.assert_allclose(ours.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("variant", ["reset_before", "reset_after"])
+@pytest.mark.parametrize("mode", ["none", "separate", "shared"])
+def test_stacked_layers_match_keras_over_steps_in_every_embedding_mode(mode, variant):
+    n_items = 30
+    modes = dict(none=dict(embedding=0), separate=dict(embedding=5),
+                 shared=dict(constrained_embedding=True, embedding=0))
+    kw = modes[mode]
+    model = _model(n_items, layers=(7, 6), gru_variant=variant, **kw)
+    assert model.embedding_mode == mode
+    _random_biases(model)
+    cells = [_keras_cell(layer) for layer in model.gru_layers]
+    inputs = dict(none=np.eye(n_items, dtype=np.float32), separate=None, shared=None)[mode]
+    table = inputs if inputs is not None else model.input_table.numpy()  # one-hot rows times Wx in mode none
+    rng = np.random.default_rng(2)
+    state = model.initial_state(4)
+    expected = [s.numpy() for s in state]
+    for _ in range(3):  # the state is carried from step to step
+        items = rng.integers(0, n_items, 4).astype(np.int32)
+        hidden, state = model.step(tf.constant(items), state)
+        x = table[items]
+        for i, cell in enumerate(cells):
+            out, _ = cell(tf.constant(x), [tf.constant(expected[i])])
+            expected[i] = x = out.numpy()
+        for got, want in zip(state, expected):
+            np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(hidden.numpy(), expected[-1], rtol=1e-5, atol=1e-5)
+
+
+def test_reset_after_has_a_recurrent_bias_and_draws_the_same_initial_weights():
+    before = _model(layers=(8, 8), gru_variant="reset_before")
+    after = _model(layers=(8, 8), gru_variant="reset_after")
+    for lb, la in zip(before.gru_layers, after.gru_layers):
+        assert not hasattr(lb, "bh") and la.bh.shape == (24,) and np.all(la.bh.numpy() == 0)
+        for name in ("Wx", "Wrz", "Wh", "b"):  # the same draws: an ablation changes the cell only
+            np.testing.assert_array_equal(getattr(lb, name).numpy(), getattr(la, name).numpy())
+        assert any(v is la.bh for v in after.dense_variables)
+    assert len(after.trainable_variables) == len(before.trainable_variables) + 2
+
+
+def test_equal_size_stacked_layers_have_distinct_variables(tmp_path):
+    model = _model(layers=(8, 8, 8), embedding=8, gru_variant="reset_after")
+    variables = [v for layer in model.gru_layers for v in layer.layer_variables]
+    assert len({id(v) for v in variables}) == len(variables) == 15
+    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+    keys = [name for name, _ in tf.train.list_variables(path) if name.startswith("model/gru_layers/")]
+    assert len(keys) == 15  # each layer's variables saved under their own key
+    first, second = model.gru_layers[0], model.gru_layers[1]
+    assert not np.array_equal(first.Wrz.numpy(), second.Wrz.numpy())  # drawn one after the other, not copied
 
 
 def test_embedding_modes_and_variables():
@@ -76,19 +145,27 @@ def test_shared_embedding_feeds_output_rows():
     np.testing.assert_allclose(hidden.numpy(), expected.numpy(), rtol=1e-6)
 
 
-def test_initialisation_ranges():
-    model = _model(n_items=400, layers=(20,), embedding=10)
+@pytest.mark.parametrize("variant", ["reset_before", "reset_after"])
+def test_initialisation_ranges(variant):
+    model = _model(n_items=400, layers=(20,), embedding=10, gru_variant=variant)
     bound = np.sqrt(6.0 / (400 + 20))
     wy = model.Wy.numpy()
     assert np.abs(wy).max() <= bound and np.abs(wy).max() > 0.9 * bound
-    gate = model.gru_layers[0].Wx.numpy()[:, :20]  # each gate block initialised on its own (10, 20) shape
-    assert np.abs(gate).max() <= np.sqrt(6.0 / 30)
-    assert np.all(model.By.numpy() == 0) and np.all(model.gru_layers[0].b.numpy() == 0)
+    e = model.E.numpy()  # (400, 10)
+    assert np.abs(e).max() <= np.sqrt(6.0 / 410) and np.abs(e).max() > 0.9 * np.sqrt(6.0 / 410)
+    layer = model.gru_layers[0]
+    # each gate block initialised on its own (in, H) shape: Wx (10, 20) blocks, Wrz and Wh (20, 20) blocks
+    for block in np.split(layer.Wx.numpy(), 3, axis=1):
+        assert np.abs(block).max() <= np.sqrt(6.0 / 30) and np.abs(block).max() > 0.8 * np.sqrt(6.0 / 30)
+    for block in np.split(layer.Wrz.numpy(), 2, axis=1) + [layer.Wh.numpy()]:
+        assert np.abs(block).max() <= np.sqrt(6.0 / 40) and np.abs(block).max() > 0.8 * np.sqrt(6.0 / 40)
+    assert abs(layer.Wh.numpy().mean()) < 0.02  # uniform around 0
+    assert np.all(model.By.numpy() == 0) and np.all(layer.b.numpy() == 0)
     fixed = _model(n_items=400, sigma=0.01)
     assert np.abs(fixed.Wy.numpy()).max() <= 0.01
     normal = _model(n_items=4000, sigma=0.05, init_as_normal=True)
     assert abs(normal.Wy.numpy().std() - 0.05) < 0.005
-    again = _model(n_items=400, layers=(20,), embedding=10)
+    again = _model(n_items=400, layers=(20,), embedding=10, gru_variant=variant)
     np.testing.assert_array_equal(again.Wy.numpy(), wy)  # the seed fixes the initial weights
 
 
@@ -104,6 +181,38 @@ def test_dropout_is_a_drop_probability_and_only_in_training():
     np.testing.assert_array_equal(new_state[0].numpy(), dropped.numpy())  # the dropped output is the carried state
     again, _ = model.step(items, state, training=True, seed=tf.constant([1, 2], tf.int64))
     np.testing.assert_array_equal(again.numpy(), dropped.numpy())
+
+
+@pytest.mark.parametrize("mode", ["separate", "shared"])
+def test_dropout_p_embed_drops_input_rows_in_separate_and_shared_modes(mode):
+    kw = dict(embedding=200) if mode == "separate" else dict(constrained_embedding=True, embedding=0)
+    model = _model(n_items=50, layers=(200,), dropout_p_embed=0.4, **kw)
+    items = tf.constant([1, 2, 3, 4])
+    state = model.initial_state(4)
+    seed = tf.constant([3, 5], tf.int64)
+    rows = tf.gather(model.input_table, items)
+    dropped_rows = model_dropout(rows, 0.4, seed)
+    zero = dropped_rows.numpy() == 0
+    assert 0.3 < zero.mean() < 0.5  # 40 % of the input units dropped
+    np.testing.assert_allclose(dropped_rows.numpy()[~zero], rows.numpy()[~zero] / 0.6, rtol=1e-6)
+    got, _ = model.step(items, state, training=True, seed=seed)
+    expected, _ = model.stack(dropped_rows, state, training=False)  # no hidden dropout: dropout_p_hidden = 0
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_embedding_mode_none_drops_the_first_layer_output_with_dropout_p_embed():
+    # as the official TF/PyTorch codes: the first layer is the embedding; dropout_p_embed on its output (which is
+    # also its carried state), dropout_p_hidden on the later layers only
+    model = _model(n_items=50, layers=(300, 300), embedding=0, dropout_p_embed=0.5, dropout_p_hidden=0.1)
+    items = tf.constant([1, 2, 3, 4])
+    state = [tf.ones((4, 300)), tf.ones((4, 300))]
+    _, new_state = model.step(items, state, training=True, seed=tf.constant([1, 2], tf.int64))
+    first, second = (s.numpy() for s in new_state)
+    assert 0.42 < (first == 0).mean() < 0.58
+    assert 0.05 < (second == 0).mean() < 0.15
+    only_hidden = _model(n_items=50, layers=(300,), embedding=0, dropout_p_hidden=0.5)
+    _, carried = only_hidden.step(items, [tf.ones((4, 300))], training=True, seed=tf.constant([1, 2], tf.int64))
+    assert (carried[0].numpy() == 0).mean() == 0  # dropout_p_hidden does not touch the first layer in mode none
 
 
 def test_relu_hidden_activation_and_multilayer_state():

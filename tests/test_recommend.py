@@ -152,3 +152,20 @@ def test_saved_model_round_trip_equals_the_python_path(model, rec, tmp_path):
     # the state handed back equals the Python path's
     py_state, _, _ = rec.state_after(sessions[0])
     np.testing.assert_allclose(state.numpy()[0], py_state, rtol=1e-5, atol=1e-6)
+
+
+def test_saved_model_of_a_reset_after_stack_equals_the_python_path(tmp_path):
+    model = GRU4RecModel(N_ITEMS, Config(layers=(6, 6), gru_variant="reset_after", seed=3))
+    rng = np.random.default_rng(4)
+    for layer in model.gru_layers:
+        layer.bh.assign(rng.normal(0, 0.5, layer.bh.shape).astype(np.float32))
+    rec = Recommender(model, ItemMap(IDS))
+    loaded = tf.saved_model.load(save_serving_model(model, ItemMap(IDS), tmp_path / "serving", k=5))
+    state = loaded.signatures["initial_state"](batch_size=tf.constant(1, tf.int32))["state"]
+    session = [IDS[2], IDS[30], IDS[2]]
+    for item in session:
+        out = loaded.signatures["serving_default"](item_ids=tf.constant([item], tf.int64), state=state)
+        state = out["state"]
+    want = rec.recommend(session, k=5)
+    np.testing.assert_array_equal(out["top_item_ids"].numpy()[0], want.item_ids)
+    np.testing.assert_array_equal(want.item_ids, brute_force(model, session, 5)[0])

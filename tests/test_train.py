@@ -76,6 +76,11 @@ def _reference_update(trainer, x, y, r, v, smp, state):
         dict(constrained_embedding=False, embedding=0, n_sample=0, loss="top1-max", layers=(6, 5)),
         dict(constrained_embedding=True, n_sample=5, bptt_steps=3, optimizer="adam", loss="top1"),
         dict(constrained_embedding=False, embedding=4, n_sample=0, bptt_steps=2, loss="bpr"),
+        dict(constrained_embedding=True, logq=1.0, n_sample=6, momentum=0.3, gru_variant="reset_after"),
+        dict(constrained_embedding=False, embedding=0, n_sample=5, layers=(6, 5), gru_variant="reset_after"),
+        dict(constrained_embedding=False, embedding=3, n_sample=4, bptt_steps=3, layers=(6, 6),
+             gru_variant="reset_after", loss="bpr-max"),
+        dict(constrained_embedding=True, n_sample=4, bptt_steps=2, optimizer="adam", gru_variant="reset_after"),
     ],
 )
 def test_in_graph_window_equals_plain_autodiff(overrides):
@@ -202,6 +207,29 @@ def test_run_folder_resume_and_load(tiny, tmp_path):
         train(cfg.with_overrides(learning_rate=0.5), train_data, run, resume=True, progress=False)
 
 
+def test_reset_after_checkpoints_round_trip_and_old_runs_load_as_reset_before(tiny, tmp_path):
+    train_data, _ = tiny
+    cfg = Config.preset("official", n_epochs=1, n_sample=16, batch_size=16, chunk_steps=16)
+    after = train(cfg.with_overrides(gru_variant="reset_after"), train_data, tmp_path / "after", progress=False,
+                  max_steps=40)  # fmt: skip
+    loaded = load_run(tmp_path / "after")
+    assert loaded.config.gru_variant == "reset_after"
+    assert any(np.any(layer.bh.numpy() != 0) for layer in after.model.gru_layers)  # the recurrent bias trains
+    for wa, wb in zip(_weights(after.model), _weights(loaded.model)):
+        np.testing.assert_array_equal(wa, wb)
+    # a run folder written before gru_variant existed: config.json without it loads as the reset-before GRU
+    before = train(cfg.with_overrides(gru_variant="reset_before"), train_data, tmp_path / "old", progress=False,
+                   max_steps=40)  # fmt: skip
+    meta_path = tmp_path / "old" / "config.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["config"]["gru_variant"]
+    meta_path.write_text(json.dumps(meta))
+    old = load_run(tmp_path / "old")
+    assert old.config.gru_variant == "reset_before" and not hasattr(old.model.gru_layers[0], "bh")
+    for wa, wb in zip(_weights(before.model), _weights(old.model)):
+        np.testing.assert_array_equal(wa, wb)
+
+
 def test_first_logged_loss_is_log_batch_and_callbacks(tiny, tmp_path):
     train_data, _ = tiny
     seen = {"log": [], "epoch": [], "end": 0}
@@ -261,3 +289,107 @@ def test_bad_training_data(tmp_path):
         train(Config(batch_size=2, n_sample=0), single, tmp_path / "s", progress=False)
     ok = train(Config(batch_size=1, n_sample=3, layers=(4,), n_epochs=1), single, tmp_path / "one", progress=False)
     assert ok.steps == 4 and np.isfinite(ok.epoch_losses[0])
+
+
+# ------------------------------------------------------------------------------------------------ official semantics
+def _frame_and_data(n_sessions=30, n_items=20, seed=3):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(2, 6, n_sessions)
+    frame = pd.DataFrame({"SessionId": np.repeat(np.arange(n_sessions), lengths),
+                          "ItemId": 100 + rng.zipf(1.6, lengths.sum()) % n_items,
+                          "Time": np.arange(lengths.sum(), dtype=float)})  # fmt: skip
+    return frame, SessionData.from_frame(frame)
+
+
+@pytest.mark.parametrize("loss", ["bpr-max", "top1", "bpr", "top1-max"])
+def test_logq_changes_only_cross_entropy(loss):
+    cfg = Config.from_dict(dict(layers=(5,), batch_size=4, n_sample=6, loss=loss, logq=1.0, momentum=0.1))
+    rng = np.random.default_rng(0)
+    counts = rng.integers(1, 50, 15)
+    with_logq, without = Trainer(cfg, 15, counts), Trainer(cfg.with_overrides(logq=0.0), 15, counts)
+    assert with_logq.logq_table is None  # the official codes use logq in the cross-entropy only
+    x, y = (tf.constant(rng.integers(0, 15, (1, 4)), tf.int32) for _ in range(2))
+    r, v = tf.zeros((1, 4), tf.bool), tf.ones((1, 4), tf.bool)
+    smp = tf.constant(rng.integers(0, 15, (1, 6)), tf.int32)
+    state = [tf.zeros((4, 5))]
+    _, sums_a = with_logq.update_window(x, y, r, v, smp, state)
+    _, sums_b = without.update_window(x, y, r, v, smp, state)
+    np.testing.assert_array_equal(sums_a.numpy(), sums_b.numpy())
+    for wa, wb in zip(_weights(with_logq.model), _weights(without.model)):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_logq_of_the_trainer_equals_the_official_p0_correction():
+    # the official codes: P0 = raw training counts per item; O - logq * log([P0[targets], P0[samples] ** alpha])
+    frame, data = _frame_and_data()
+    cfg = Config.from_dict(dict(layers=(6,), batch_size=4, n_sample=5, logq=0.7, sample_alpha=0.4))
+    trainer, twin = Trainer(cfg, data.n_items, data.item_counts), Trainer(cfg, data.n_items, data.item_counts)
+    p0 = frame.groupby("ItemId").size()[data.item_map.ids].to_numpy(np.float64)  # in item-index order
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, data.n_items, (2, 4))
+    smp = rng.integers(0, data.n_items, 5)
+    state = [tf.constant(rng.normal(size=(4, 6)), tf.float32)]
+    hidden, _ = twin.model.step(tf.constant(x, tf.int32), state)
+    scores = twin.model.score_items(hidden, tf.constant(np.concatenate([y, smp]), tf.int32)).numpy().astype(float)
+    scores = scores - cfg.logq * np.log(np.concatenate([p0[y], p0[smp] ** cfg.sample_alpha]))
+    e = np.exp(scores - scores.max(axis=1, keepdims=True))
+    expected = -np.log(np.diag(e / e.sum(axis=1, keepdims=True)) + 1e-24).sum()
+    _, sums = trainer.update_window(tf.constant(x[None], tf.int32), tf.constant(y[None], tf.int32),
+                                    tf.zeros((1, 4), tf.bool), tf.ones((1, 4), tf.bool),
+                                    tf.constant(smp[None], tf.int32), state)  # fmt: skip
+    np.testing.assert_allclose(sums.numpy()[0], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("gru_variant", ["reset_before", "reset_after"])
+def test_an_epoch_carries_the_hidden_state_like_a_naive_step_loop(gru_variant):
+    _, data = _frame_and_data()
+    cfg = Config.from_dict(dict(layers=(6,), batch_size=4, n_sample=3, chunk_steps=8, dropout_p_hidden=0.2,
+                                momentum=0.3, gru_variant=gru_variant))  # fmt: skip
+    fast = Trainer(cfg, data.n_items, data.item_counts)
+    naive = Trainer(cfg, data.n_items, data.item_counts)
+    fast.run_epoch(data, epoch=0)
+    plan = plan_epoch(data, cfg, epoch=0, chunk=1)
+    state = naive.model.initial_state(4)
+    for t in range(plan.n_steps):  # one step at a time; the state of step t goes into step t + 1
+        state, _ = naive.update_window(plan.inputs[t : t + 1], plan.targets[t : t + 1], plan.resets[t : t + 1],
+                                       plan.valid[t : t + 1], naive.sampler.take(1), state)  # fmt: skip
+    for wa, wb in zip(_weights(fast.model), _weights(naive.model)):
+        np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+    forgetful = Trainer(cfg, data.n_items, data.item_counts)
+    for t in range(plan.n_steps):  # the same steps, the state zeroed every step: different weights
+        forgetful.update_window(plan.inputs[t : t + 1], plan.targets[t : t + 1], plan.resets[t : t + 1],
+                                plan.valid[t : t + 1], forgetful.sampler.take(1), forgetful.model.initial_state(4))
+    assert max(np.abs(a - b).max() for a, b in zip(_weights(fast.model), _weights(forgetful.model))) > 1e-4
+
+
+@pytest.mark.parametrize("loss", ["cross-entropy", "bpr-max"])
+def test_masked_lanes_give_the_update_of_an_explicitly_shrunk_batch(loss):
+    # the official codes drop finished lanes from the mini-batch (and still divide by batch_size); the kit masks them
+    cfg = Config.from_dict(dict(layers=(6,), batch_size=5, n_sample=4, loss=loss, logq=1.0 if loss == "cross-entropy"
+                                else 0.0, momentum=0.2, learning_rate=0.1))  # fmt: skip
+    rng = np.random.default_rng(2)
+    counts = rng.integers(1, 30, 12)
+    masked, shrunk = Trainer(cfg, 12, counts), Trainer(cfg, 12, counts)
+    valid = np.array([True, False, True, True, False])
+    x, y = rng.integers(0, 12, 5), rng.integers(0, 12, 5)
+    x[~valid], y[~valid] = x[0], y[0]  # as plan_epoch fills them
+    smp = rng.integers(0, 12, 4)
+    state = [tf.constant(rng.normal(size=(5, 6)), tf.float32)]
+    new_state, _ = masked.update_window(tf.constant(x[None], tf.int32), tf.constant(y[None], tf.int32),
+                                        tf.zeros((1, 5), tf.bool), tf.constant(valid[None]),
+                                        tf.constant(smp[None], tf.int32), state)  # fmt: skip
+    xs, ys = tf.constant(x[valid], tf.int32), tf.constant(y[valid], tf.int32)
+    with tf.GradientTape() as tape:  # the official step on the 3 remaining lanes
+        hidden, shrunk_state = shrunk.model.step(xs, [tf.boolean_mask(state[0], valid)])
+        cols = tf.concat([ys, tf.constant(smp, tf.int32)], 0)
+        adjust = None
+        if shrunk.logq_table is not None:
+            adjust = tf.concat([tf.gather(shrunk.logq_table, ys), cfg.sample_alpha * tf.gather(shrunk.logq_table, smp)],
+                               0)  # fmt: skip
+        rows = row_losses(shrunk.model.score_items(hidden, cols), tf.ones(3, tf.bool), loss, cfg.final_activation,
+                          cfg.bpreg, adjust)  # fmt: skip
+        total = tf.reduce_sum(rows) / cfg.batch_size
+    shrunk.optimizer.apply(tape.gradient(total, shrunk.variables))
+    for wa, wb in zip(_weights(masked.model), _weights(shrunk.model)):
+        np.testing.assert_allclose(wa, wb, rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(new_state[0].numpy()[valid], shrunk_state[0].numpy(), rtol=1e-5, atol=1e-6)
