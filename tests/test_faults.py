@@ -108,6 +108,14 @@ def test_a_locked_run_folder_refuses_a_second_writer_and_a_stale_lock_is_taken_o
     assert result.steps == 5 and not (run / ".lock").exists()
 
 
+def test_an_export_into_a_locked_run_folder_is_refused(trained, capsys):
+    """Item 2: export into a run folder is a writer too."""
+    with RunFolder(trained).locked():
+        assert main(["export", "--model", str(trained), "--out", str(trained / "saved_model")]) == 2
+        assert "in use by process" in _one_line_error(capsys)
+    assert not (trained / "saved_model").exists()
+
+
 def test_two_processes_training_into_one_folder(tmp_path):
     """Item 2: two `gru4rec train` started together into the same --out: one runs, the other is refused."""
     run = tmp_path / "run"
