@@ -147,7 +147,10 @@ def _report(result: dict, args: argparse.Namespace, seconds: float, **settings) 
     print(format_table(result))
     print(f"{result['n_events'] / max(seconds, 1e-9):,.0f} predictions/s ({seconds:.1f} s)")
     if args.json:
-        write_metrics(result, args.json, seconds=round(seconds, 3), **settings)
+        from gru4rec.run_folder import lock_if_run
+
+        with lock_if_run(args.json):  # a write into a run folder holds its lock
+            write_metrics(result, args.json, seconds=round(seconds, 3), **settings)
         print(f"metrics written to {args.json}")
 
 
