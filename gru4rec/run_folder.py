@@ -439,10 +439,11 @@ def jsonl_line(record: dict) -> str:
     return json.dumps(record, allow_nan=False) + "\n"
 
 
-def lock_if_run(folder) -> Any:
-    """The lock of ``folder`` when it holds a run (a writer into a run folder, e.g. an export, takes it); a null
-    context otherwise."""
-    folder = Path(folder)
-    if (folder / "config.json").exists():
-        return RunFolder(folder).locked()
+def lock_if_run(target) -> Any:
+    """For a writer of ``target`` (e.g. an export's output folder): the lock of the run folder that ``target`` is or
+    lies directly in, when there is one; a null context otherwise."""
+    target = Path(target).absolute()
+    for folder in (target, target.parent):
+        if (folder / "config.json").is_file():
+            return RunFolder(folder).locked()
     return contextlib.nullcontext()

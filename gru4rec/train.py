@@ -517,9 +517,6 @@ class TrainResult:
     metrics: Optional[dict] = None
 
 
-RUN_FILES = _run_folder.RUN_FILES
-
-
 def _scalar_metadata():
     """Summary metadata of a TensorBoard scalar (what ``tensorboard.summary.scalar`` writes), built from TF's own
     protos so that writing the event files does not need the ``tensorboard`` package installed."""

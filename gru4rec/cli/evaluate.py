@@ -147,7 +147,10 @@ def _report(result: dict, args: argparse.Namespace, seconds: float, **settings) 
     print(format_table(result))
     print(f"{result['n_events'] / max(seconds, 1e-9):,.0f} predictions/s ({seconds:.1f} s)")
     if args.json:
-        write_metrics(result, args.json, seconds=round(seconds, 3), **settings)
+        from gru4rec.run_folder import lock_if_run
+
+        with lock_if_run(args.json):  # a write into a run folder holds its lock
+            write_metrics(result, args.json, seconds=round(seconds, 3), **settings)
         print(f"metrics written to {args.json}")
 
 
@@ -264,8 +267,7 @@ def run_export(args: argparse.Namespace) -> int:
     _check_run(args.model)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CliError(f"--out {args.out}: is a file, expected a folder for the SavedModel")
-    parent = os.path.dirname(os.path.abspath(args.out))
-    with lock_if_run(parent):  # an export into a run folder holds its lock, like every writer into it
+    with lock_if_run(args.out):  # an export into a run folder holds its lock, like every writer into it
         out = export_saved_model(args.model, args.out, epoch=args.epoch, k=args.k)
     print(f"SavedModel written to {out} (signatures: serving_default, initial_state)")
     return 0

@@ -154,12 +154,14 @@ def _read(path: str, what: str, item_map=None):
 def _evaluate_test(run_dir: Path, model, train_data, test_path: str) -> dict:
     from gru4rec.cli.evaluate import require_predictions
     from gru4rec.evaluate import GRU4RecScorer, evaluate, format_table, write_metrics
+    from gru4rec.run_folder import lock_if_run
 
     test = _read(test_path, "test", item_map=train_data.item_map)
     scorer = GRU4RecScorer(model, item_map=train_data.item_map, item_support=train_data.item_counts)
     result = evaluate(scorer, test)
     require_predictions(result, test_path)
-    write_metrics(result, run_dir / "metrics.json", model=str(run_dir), test=test_path)
+    with lock_if_run(run_dir):
+        write_metrics(result, run_dir / "metrics.json", model=str(run_dir), test=test_path)
     print(format_table(result))
     return result
 
