@@ -7,7 +7,13 @@ The package is the tested core behind the notebooks in ``notebooks/``. Modules, 
 - ``model``, ``losses``, ``sampling``, ``optim``, ``train``, ``config``, ``logs``: the GRU4Rec model and its training
 - ``evaluate``, ``baselines``, ``recommend``: next-item evaluation, the paper's baselines, inference and export
 - ``devices``, ``distribute``: CPU/GPU/NPU and data-parallel training
-- ``notebook``, ``widgets``: helpers for the notebooks (plots, recorded results, the playground)
+- ``notebook``, ``widgets``, ``lab``: helpers for the notebooks (plots, recorded results, the playground, the
+  JupyterLab working copy)
+- ``divergence``, ``quiet``: the divergence warning; TensorFlow's start-up INFO lines kept off the console
 """
 
 __version__ = "0.1.0"
+
+from gru4rec import quiet as _quiet  # noqa: E402 - before any module of the package imports TensorFlow
+
+_quiet.install()

@@ -2,11 +2,15 @@
 
 Executed copies go to ``OUT/notebooks`` (with HTML exports), recorded results to ``OUT/results``; the sources in
 ``notebooks/`` are never written. Each notebook's working directory is the ``notebooks/`` folder, as in JupyterLab.
+
+The HTML exports typeset their math offline: MathJax comes from the installed ``jupyter-server-mathjax`` package,
+copied once beside the exports (``OUT/notebooks/mathjax/``), instead of nbconvert's CDN default.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,13 +108,45 @@ def execute_notebook(
     return ExecutedNotebook(name, output, html_path, seconds)
 
 
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe,local/gru4rec"
+"""MathJax 2 configurations loaded by the exports: the TeX input and HTML output of jupyter-server-mathjax, and
+``local/gru4rec`` (written by :func:`offline_mathjax`): the STIX web fonts, the only ones that package ships."""
+
+_MATHJAX_LOCAL_CONFIG = """MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], preferredFont: null,
+  webFont: "STIX-Web", imageFont: null}});
+MathJax.Ajax.loadComplete("[MathJax]/config/local/gru4rec.js");
+"""
+
+
+def offline_mathjax(folder: PathLike) -> str:
+    """Copy MathJax (the ``jupyter-server-mathjax`` package's files) into ``folder/mathjax`` unless it is there,
+    and return the URL of its loader relative to ``folder`` (nbconvert's ``mathjax_url`` for exports in it)."""
+    import jupyter_server_mathjax
+
+    source = Path(jupyter_server_mathjax.__file__).parent / "static"
+    folder = Path(folder)
+    target = folder / "mathjax"
+    if not (target / "config" / "local" / "gru4rec.js").exists():
+        tmp = folder / f".mathjax.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(source, tmp)
+        (tmp / "config" / "local").mkdir(parents=True, exist_ok=True)
+        (tmp / "config" / "local" / "gru4rec.js").write_text(_MATHJAX_LOCAL_CONFIG, encoding="utf-8")
+        if target.exists():  # an older or partial copy: replaced whole
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    return f"mathjax/MathJax.js?config={MATHJAX_CONFIG}"
+
+
 def export_html(notebook_path: PathLike) -> Path:
-    """Export an executed notebook to a self-contained HTML file beside it."""
+    """Export an executed notebook to an HTML file beside it, its math typeset offline by the MathJax copied into
+    the same folder (:func:`offline_mathjax`)."""
     import nbconvert
     import nbformat
 
     notebook_path = Path(notebook_path)
-    body, _ = nbconvert.HTMLExporter().from_notebook_node(nbformat.read(notebook_path, as_version=4))
+    exporter = nbconvert.HTMLExporter(mathjax_url=offline_mathjax(notebook_path.parent))
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook_path, as_version=4))
     html_path = notebook_path.with_suffix(".html")
     tmp = html_path.with_name(f".{html_path.name}.tmp-{os.getpid()}")
     tmp.write_text(body, encoding="utf-8")

@@ -4,17 +4,21 @@
 Papermill has no front end, so the notebook tests never show whether the widgets render, whether a click reaches the
 kernel, or whether the loss curve updates in the browser while the model trains. This test does:
 
-1. copies the notebook into a temporary folder with the parameters for the tiny data injected by papermill without
-   executing it (``prepare_only``: ``DATA_PRESET="tiny"``, ``N_EPOCHS=1``, the repository's ``data/`` and a
-   temporary ``OUTPUT_DIR``), so JupyterLab's autosave can never write outputs into ``notebooks/``;
-2. starts JupyterLab from this virtual environment on 127.0.0.1 with a random token over that folder, and meanwhile
-   installs Debian's ``chromium`` when /usr/bin/chromium is missing (``ci/install_browser.sh``, apt-get; never
+1. creates the course's working copy in a temporary folder with ``gru4rec lab --prepare-only`` (the command the
+   README gives learners) and injects the parameters for the tiny data into its playground notebook with papermill,
+   without executing it (``prepare_only``: ``DATA_PRESET="tiny"``, ``N_EPOCHS=1``); the notebook's own
+   ``DATA_DIR="../data"`` and ``OUTPUT_DIR="../build"`` resolve inside the working copy;
+2. starts JupyterLab with ``gru4rec lab`` on 127.0.0.1 with a random token over that copy, and meanwhile installs
+   Debian's ``chromium`` when /usr/bin/chromium is missing (``ci/install_browser.sh``, apt-get; never
    ``playwright install``), which the Python ``playwright`` package drives through ``executable_path``;
 3. opens the notebook, runs all cells, changes a widget (GRU units -> 32), clicks Train, and waits until the live
    loss curve has gained points and the results table shows the run's Recall@20 / MRR@20 (and the history shows the
    changed setting, so the change reached the kernel);
 4. saves a screenshot to ``build/browser/playground.png`` (also when a step fails; the failure names the step);
-5. shuts the kernel down and stops the server by its process id, also on failure.
+5. shuts the kernel down and stops the server by its process id, also on failure;
+6. checks that the run's results went to the working copy's ``build/`` and that ``notebooks/`` was not touched;
+7. exports notebook 03 to HTML (``gru4rec.course.export_html``) and opens it with every network request blocked:
+   its equations must be typeset by the MathJax copied beside the export (no raw ``$$`` left).
 
 With ``CI=true`` a missing browser or playwright is a failure; elsewhere the test is skipped with the reason.
 """
@@ -86,19 +90,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def prepare_notebooks(folder: Path, output_dir: Path) -> Path:
-    """The notebook with the tiny parameters injected (not executed), alone in ``folder``."""
+def prepare_lab_copy(lab_dir: Path) -> Path:
+    """The course's working copy made by ``gru4rec lab --prepare-only``, its playground set to the tiny data."""
     import papermill
 
-    folder.mkdir(parents=True)
-    target = folder / NOTEBOOK
+    done = subprocess.run(
+        [sys.executable, "-m", "gru4rec", "lab", "--dir", str(lab_dir), "--prepare-only"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"gru4rec lab --prepare-only failed: {done.stderr.strip()}"
+    target = lab_dir / "notebooks" / NOTEBOOK
     papermill.execute_notebook(
-        str(ROOT / "notebooks" / NOTEBOOK),
-        str(target),
-        parameters={**PARAMETERS, "DATA_DIR": str(ROOT / "data"), "OUTPUT_DIR": str(output_dir)},
-        prepare_only=True,
-        kernel_name="python3",
-        progress_bar=False,
+        str(target), str(target), parameters=PARAMETERS, prepare_only=True, kernel_name="python3", progress_bar=False
     )
     return target
 
@@ -114,9 +117,10 @@ def lab_settings(folder: Path) -> Path:
 
 
 class Lab:
-    """A JupyterLab server over ``root`` on 127.0.0.1 with a token; ``stop()`` ends it by its process id."""
+    """``gru4rec lab`` over the working copy ``lab_dir`` on 127.0.0.1 with a token; ``stop()`` ends it by its
+    process id (the command replaces itself with the JupyterLab server)."""
 
-    def __init__(self, root: Path, work: Path):
+    def __init__(self, lab_dir: Path, work: Path):
         self.port = free_port()
         self.token = secrets.token_hex(16)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -131,15 +135,12 @@ class Lab:
             "TF_CPP_MIN_LOG_LEVEL": "2",
         }
         command = [
-            str(bindir / "jupyter"), "lab", "--no-browser",
-            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={root}",
+            sys.executable, "-m", "gru4rec", "lab", "--dir", str(lab_dir), "--port", str(self.port),
+            "--token", self.token, "--no-browser", "--",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         ]  # fmt: skip
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            command.append("--allow-root")  # jupyter refuses to run as root otherwise (CI containers)
         self.log = open(self.log_path, "w")
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=root)
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=work)
 
     def api(self, path: str, method: str = "GET"):
         request = urllib.request.Request(f"{self.url}/api/{path}", method=method)
@@ -235,9 +236,10 @@ def test_playground_in_a_real_browser(tmp_path: Path) -> None:
     except ImportError as error:
         unavailable(f"the Python package playwright is not installed ({error}); it is in the kit's dev extra")
 
-    folder = prepare_notebooks(tmp_path / "notebooks", tmp_path / "build")
-    source_before = (ROOT / "notebooks" / NOTEBOOK).read_bytes()
-    lab = Lab(folder.parent, tmp_path)  # starts while chromium is installed (if it has to be)
+    lab_dir = tmp_path / "lab"
+    prepare_lab_copy(lab_dir)
+    sources_before = {p.name: p.read_bytes() for p in (ROOT / "notebooks").glob("*.ipynb")}
+    lab = Lab(lab_dir, tmp_path)  # starts while chromium is installed (if it has to be)
     page = None
     steps = Steps(lambda: page, lab)
     try:
@@ -258,11 +260,15 @@ def test_playground_in_a_real_browser(tmp_path: Path) -> None:
                 page = browser.new_page(viewport={"width": 1400, "height": 1500})
                 page.set_default_timeout(30_000)
                 drive(page, lab, steps, PlaywrightError)
+                check_offline_math(browser, tmp_path / "export", steps)
             finally:
                 browser.close()
     finally:
         lab.stop()
-    assert (ROOT / "notebooks" / NOTEBOOK).read_bytes() == source_before, "the source notebook was modified"
+    after = {p.name: p.read_bytes() for p in (ROOT / "notebooks").glob("*.ipynb")}
+    assert after == sources_before, "a tracked notebook in notebooks/ was modified"
+    runs = list((lab_dir / "build" / "runs" / "00_playground").glob("run-*/config.json"))
+    assert runs, f"the run did not go to the working copy's build/ ({lab_dir / 'build'})"
     elapsed = time.monotonic() - started
     over = f" -- OVER the {BUDGET_S} s budget (a loaded machine?)" if elapsed > BUDGET_S else ""
     print(f"[browser] passed in {elapsed:.1f} s{over}; screenshot {SCREENSHOT}", flush=True)
@@ -292,7 +298,7 @@ def accept_kernel_dialog(page) -> None:
 
 
 def drive(page, lab: Lab, steps: Steps, playwright_error) -> None:
-    page.goto(f"{lab.url}/lab/tree/{NOTEBOOK}?token={lab.token}")
+    page.goto(f"{lab.url}/lab/tree/notebooks/{NOTEBOOK}?token={lab.token}")
     try:
         page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
     except playwright_error:
@@ -367,3 +373,46 @@ def drive(page, lab: Lab, steps: Steps, playwright_error) -> None:
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT))
     steps.ok(f"screenshot saved to {SCREENSHOT}")
+
+
+RAW_MATH_JS = """() => {
+  const text = document.body.innerText;
+  return {raw: (text.match(/\\$\\$/g) || []).length,
+          typeset: document.querySelectorAll('.MathJax, .MathJax_Display, .MathJax_SVG, mjx-container').length,
+          mathjax: typeof window.MathJax !== 'undefined'};
+}"""
+
+
+def check_offline_math(browser, folder: Path, steps: Steps) -> None:
+    """Notebook 03's HTML export, opened with the network cut off: its equations are typeset, no raw ``$$``."""
+    import shutil
+
+    from gru4rec.course import export_html
+
+    folder.mkdir(parents=True)
+    notebook = folder / "03_bp_vs_bptt_training.ipynb"
+    shutil.copyfile(ROOT / "notebooks" / notebook.name, notebook)
+    page_path = export_html(notebook)
+    context = browser.new_context()
+    blocked: list[str] = []
+
+    def block(route) -> None:
+        blocked.append(route.request.url)
+        route.abort()
+
+    context.route(lambda url: not url.startswith("file:"), block)  # offline: only the files beside the export
+    page = context.new_page()
+    try:
+        page.goto(page_path.resolve().as_uri())
+        deadline = time.monotonic() + 30
+        state = page.evaluate(RAW_MATH_JS)
+        while time.monotonic() < deadline and (state["raw"] or not state["typeset"]):
+            page.wait_for_timeout(250)
+            state = page.evaluate(RAW_MATH_JS)
+        if not state["mathjax"] or state["raw"] or not state["typeset"]:
+            steps.fail("the HTML export's math is typeset offline",
+                       f"{state}; blocked requests: {blocked[:5]}")  # fmt: skip
+        steps.ok(f"offline HTML export: {state['typeset']} typeset formulas, no raw $$ "
+                 f"({len(blocked)} network request(s) blocked)")  # fmt: skip
+    finally:
+        context.close()

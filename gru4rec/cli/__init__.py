@@ -20,6 +20,7 @@ from typing import Optional, Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "gru4rec.cli.data",
     "gru4rec.cli.course",
+    "gru4rec.cli.lab",
     "gru4rec.cli.evaluate",
     "gru4rec.cli.train",
     "gru4rec.cli.tune",

@@ -1,0 +1,80 @@
+"""``gru4rec lab`` (gru4rec.lab): the working copy of the course and the JupyterLab command line (the browser test
+starts the server through the same command)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from gru4rec import lab
+from gru4rec.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fake_course(folder: Path, *names: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_text(json.dumps({"cells": [], "name": name}))
+    return folder
+
+
+def test_working_copy_is_created_once_and_keeps_the_learners_edits(tmp_path) -> None:
+    source = fake_course(tmp_path / "course", "00_a.ipynb", "01_b.ipynb")
+    copy = lab.prepare_lab(tmp_path / "lab", source)
+    assert copy.copied == ["00_a.ipynb", "01_b.ipynb"] and copy.kept == []
+    assert (copy.root / "data").resolve() == (ROOT / "data").resolve() and (copy.root / "build").is_dir()
+    # the notebooks' ../data and ../build resolve inside the working copy, as from notebooks/ in the checkout
+    assert (copy.notebooks / ".." / "data" / "tiny").resolve() == (ROOT / "data" / "tiny").resolve()
+    assert (copy.notebooks / ".." / "build").resolve() == copy.root / "build"
+    edited = copy.notebooks / "00_a.ipynb"
+    edited.write_text("my edits")
+    fake_course(source, "02_new.ipynb")  # a notebook added to the course later
+    again = lab.prepare_lab(tmp_path / "lab", source)
+    assert again.copied == ["02_new.ipynb"] and again.kept == ["00_a.ipynb", "01_b.ipynb"]
+    assert edited.read_text() == "my edits"
+
+
+def test_reset_puts_the_original_back_and_keeps_the_old_copy(tmp_path) -> None:
+    source = fake_course(tmp_path / "course", "00_a.ipynb")
+    copy = lab.prepare_lab(tmp_path / "lab", source)
+    (copy.notebooks / "00_a.ipynb").write_text("my edits")
+    moved = lab.reset_notebook("00_a", tmp_path / "lab", source)
+    assert moved.parent == copy.root / "replaced" and moved.read_text() == "my edits"
+    assert (copy.notebooks / "00_a.ipynb").read_text() == (source / "00_a.ipynb").read_text()
+    with pytest.raises(ValueError, match="no such course notebook; known: 00_a.ipynb"):
+        lab.reset_notebook("04_x.ipynb", tmp_path / "lab", source)
+
+
+def test_a_data_folder_that_is_not_the_link_is_refused(tmp_path) -> None:
+    (tmp_path / "lab" / "data").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="expected a link to"):
+        lab.prepare_lab(tmp_path / "lab", fake_course(tmp_path / "course", "00_a.ipynb"))
+
+
+@pytest.mark.parametrize("root", [True, False])
+def test_jupyter_command_listens_on_localhost_with_a_token(tmp_path, monkeypatch, root: bool) -> None:
+    monkeypatch.setattr(lab, "running_as_root", lambda: root)
+    argv, token = lab.jupyter_command(tmp_path, extra=["--LabApp.x=1"])
+    assert argv[0].endswith("jupyter") and argv[1] == "lab" and len(token) >= 32
+    assert "--ServerApp.ip=127.0.0.1" in argv and f"--IdentityProvider.token={token}" in argv
+    assert f"--ServerApp.root_dir={tmp_path.resolve()}" in argv and argv[-1] == "--LabApp.x=1"
+    assert ("--allow-root" in argv) == root
+    assert not any(a.startswith("--ServerApp.port=") for a in argv)
+    fixed, same = lab.jupyter_command(tmp_path, port=9123, token="t0k", open_browser=False)
+    assert same == "t0k" and "--ServerApp.port=9123" in fixed and "--ServerApp.port_retries=0" in fixed
+    assert "--no-browser" in fixed
+
+
+def test_cli_lab_prepares_the_course_copy(tmp_path, capsys) -> None:
+    assert main(["lab", "--dir", str(tmp_path / "lab"), "--prepare-only"]) == 0
+    names = sorted(p.name for p in (tmp_path / "lab" / "notebooks").glob("*.ipynb"))
+    assert names == sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb")) and names
+    assert main(["lab", "--dir", str(tmp_path / "lab"), "--prepare-only", "--reset", names[0]]) == 0
+    assert "reset " + names[0] in capsys.readouterr().out
+    assert main(["lab", "--dir", str(tmp_path / "lab"), "--port", "0", "--prepare-only"]) == 2
+    assert "--port 0" in capsys.readouterr().err
+    assert os.path.islink(tmp_path / "lab" / "data")
