@@ -24,6 +24,8 @@ NOTEBOOKS: tuple[str, ...] = (
     "03_bp_vs_bptt_training.ipynb",
     "04_evaluation.ipynb",
     "05_gpu_npu_comparison.ipynb",
+    "06_from_the_seed_to_the_official.ipynb",
+    "07_losses_and_negative_sampling.ipynb",
     "00_playground.ipynb",
 )
 """Execution order of the main job: the data notebook first (it generates the preset that the others reuse), the
@@ -37,6 +39,8 @@ NOTEBOOK_SMOKE_PARAMETERS: dict[str, dict[str, Any]] = {
     "03_bp_vs_bptt_training.ipynb": {"BPTT_STEPS": 4, "TIMING_STEPS": 64},
     "04_evaluation.ipynb": {},
     "05_gpu_npu_comparison.ipynb": {"N_STEPS": 300, "CHUNK_STEPS": 16, "LOG_EVERY": 10, "DISPATCH_STEPS": 50},
+    "06_from_the_seed_to_the_official.ipynb": {},
+    "07_losses_and_negative_sampling.ipynb": {"N_SAMPLES": [0, 2048], "SAMPLE_ALPHAS": [0.5, 1.0], "TUNE_TRIALS": 3},
     "00_playground.ipynb": {"INTERACTIVE": False},
 }
 """Per-notebook small settings on top of :data:`SMOKE_PARAMETERS`."""

@@ -178,3 +178,61 @@ def test_00_playground(out_dir: Path) -> None:
     check_metrics(run_metrics, "playground run")
     assert run_metrics["recall@20"] > results["baselines"]["pop"]["recall@20"]
     assert len(run_metrics["losses"]) >= 1
+
+
+@pytest.mark.slow
+def test_06_from_the_seed_to_the_official(out_dir: Path) -> None:
+    from gru4rec.config import Config
+    from gru4rec.lessons.seed_to_official import STEPS
+
+    results = run("06_from_the_seed_to_the_official.ipynb", out_dir)
+    steps, k = results["steps"], results["k"]
+    assert [s["step"] for s in steps] == [s.name for s in STEPS]
+    keys = [(json.dumps(s["config"], sort_keys=True), s["tie_mode"]) for s in steps]
+    assert len(set(keys)) == len(keys), "every step of the waterfall is a distinct (config, evaluation)"
+    for before, after, step in zip(steps[:-1], steps[1:], STEPS[1:]):
+        changed = {n for n in after["config"] if after["config"][n] != before["config"][n]}
+        assert changed <= set(step.change) and (changed or after["tie_mode"] != before["tie_mode"]), step.name
+    assert steps[0]["tie_mode"] == "seed" and all(s["tie_mode"] == "conservative" for s in steps[1:])
+    assert steps[1]["trained"] is False, "the honest evaluation counts the seed's own model"
+    # the seed's count is Recall@(K-1) with ties as hits: the honest count can gain only the rank-K predictions
+    seed, honest = results["seed_count"], results["honest_count"]
+    assert seed <= results["standard_recall_at_k"] + 1e-9 and honest <= results["standard_recall_at_k"] + 1e-9
+    assert honest - seed <= results["standard_recall_at_k"] - results["standard_recall_at_k_minus_1"] + 1e-9
+    official = Config.preset("official", n_epochs=results["n_epochs"]).to_dict()
+    assert steps[-2]["config"] == official, "the step before the kit's GRU is exactly the official preset"
+    for s in steps:
+        check_metrics({"recall@20": s[f"recall@{k}"], "mrr@20": s[f"mrr@{k}"]}, s["step"])
+        assert s["epoch_seconds"] > 0
+    assert steps[-2][f"recall@{k}"] > steps[1][f"recall@{k}"], "the official configuration beats the seed's"
+
+
+@pytest.mark.slow
+def test_07_losses_and_negative_sampling(out_dir: Path) -> None:
+    from gru4rec.config import LOSSES
+
+    name = "07_losses_and_negative_sampling.ipynb"
+    results = run(name, out_dir)
+    shrink = results["shrink_factor"]
+    # averaged BPR loses its gradient as easy negatives are added; the softmax-weighted BPR-max keeps it
+    assert shrink["bpr"] > 10 and shrink["top1"] > 5, shrink
+    assert shrink["bpr-max"] < shrink["bpr"] / 5, shrink
+    largest = [g for g in results["gradients"]
+               if g["rank"] == results["gradient_rank"] and g["n_negatives"] == max(results["gradient_negatives"])]
+    by_loss = {g["loss"]: g["gradient"] for g in largest}
+    assert by_loss["bpr-max"] > 10 * by_loss["bpr"], by_loss
+    bpr = sorted((g for g in results["gradients"] if g["loss"] == "bpr" and g["rank"] == results["gradient_rank"]),
+                 key=lambda g: g["n_negatives"])
+    assert all(a["gradient"] > b["gradient"] for a, b in zip(bpr[:-1], bpr[1:])), "BPR's gradient falls with more"
+    sweeps = results["sweeps"]
+    params = smoke_parameters(name)
+    assert [r["run"] for r in sweeps["n_sample"]] == [f"n_sample={n}" for n in params["N_SAMPLES"]]
+    assert [r["run"] for r in sweeps["loss"]] == list(LOSSES)
+    assert len(sweeps["logq"]) == 2 and len(sweeps["sample_alpha"]) == len(params["SAMPLE_ALPHAS"])
+    for group, rows in sweeps.items():
+        for row in rows:
+            check_metrics(row, f"{group}: {row['run']}")
+            assert row["epoch_seconds"] > 0
+    tune = results["tune"]
+    assert tune["n_finished"] == params["TUNE_TRIALS"]
+    assert tune["best_value"] == pytest.approx(max(tune["values"]))

@@ -105,12 +105,16 @@ def run_sweep(
 ) -> pd.DataFrame:
     """Train and evaluate (conservative ties) every ``configs[label]`` into ``out_dir/<nn>``; one row per label with
     ``label``, ``recall@K``, ``mrr@K`` (+ their share of ``ceiling``), ``epoch_seconds``, ``events_per_s``,
-    ``final_loss`` and the ``extra`` columns (a value per label, e.g. ``n_sample={label: 128, ...}``)."""
+    ``final_loss`` and the ``extra`` columns (a value per label, e.g. ``n_sample={label: 128, ...}``). Equal configs
+    under two labels are trained once."""
     out_dir = Path(out_dir)
-    rows = []
+    rows, done = [], {}
     for number, (label, config) in enumerate(configs.items()):
-        result = train(config, train_data, out_dir / f"{number:02d}", progress=False)
-        row = {"label": label, **measure(result, train_data, test_data, k=k, ceiling=ceiling)}
+        key = config.to_json(sort_keys=True)
+        if key not in done:  # a configuration shared by two sweeps is trained once
+            result = train(config, train_data, out_dir / f"{number:02d}", progress=False)
+            done[key] = measure(result, train_data, test_data, k=k, ceiling=ceiling)
+        row = {"label": label, **done[key]}
         row.update({name: values[label] for name, values in extra.items()})
         rows.append(row)
         if on_run is not None:

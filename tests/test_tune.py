@@ -1,0 +1,218 @@
+"""``gru4rec.tune`` and ``gru4rec tune``: the space parser, a resumed study, pruning, and ``train --params``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+
+from gru4rec.cli import main
+from gru4rec.config import Config
+from gru4rec.datasets import ensure_preset
+from gru4rec.tune import (
+    BEST_PARAMS_FILE,
+    STANDARD_SPACES,
+    Parameter,
+    SpaceError,
+    _EpochReporter,
+    check_metric,
+    config_with_params,
+    load_study,
+    parse_fixed,
+    read_params,
+    read_space,
+    run_trial,
+    tune,
+)
+
+TINY = Path(__file__).resolve().parents[1] / "data" / "tiny"
+SMALL_MODEL = dict(layers=(16,), n_epochs=2, n_sample=32, batch_size=32)
+SPACE_LINES = [
+    '{"name": "learning_rate", "dtype": "float", "values": [0.05, 0.2], "step": 0.05}',
+    '{"name": "momentum", "dtype": "categorical", "values": [0.0, 0.3]}',
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_tr():
+    return ensure_preset("tiny", progress=None).load("train_tr", "train_valid")
+
+
+def write_space(path: Path, lines) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ the space file
+def test_standard_spaces_parse_with_the_official_names():
+    xe = read_space(STANDARD_SPACES["cross-entropy"])
+    bprmax = read_space(STANDARD_SPACES["bpr-max"])
+    names = ["layers", "batch_size", "learning_rate", "dropout_p_embed", "dropout_p_hidden", "momentum",
+             "sample_alpha"]  # fmt: skip
+    assert [p.name for p in xe] == names
+    assert [p.name for p in bprmax] == names + ["bpreg", "elu_param"]
+    assert xe[0] == Parameter("layers", "int", (64, 512), 32, False)
+    assert bprmax[-1].dtype == "categorical" and bprmax[-1].values == (0.5, 1, 0)
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"name": "layers", "dtype": "int", "values": [64, 512]', ":2:55: not a JSON object"),  # line, column
+        ('{"name": "units", "dtype": "int", "values": [1, 2]}', "'units' is not a hyperparameter"),
+        ('{"name": "layers", "dtype": "integer", "values": [1, 2]}', "allowed: int, float, categorical"),
+        ('{"name": "layers", "dtype": "int", "values": [512, 64]}', "low <= high"),
+        ('{"name": "layers", "dtype": "int", "values": [1, 2, 3]}', "[low, high]"),
+        ('{"name": "learning_rate", "dtype": "float", "values": [0.1, 0.2], "step": 0.1, "log": true}', "step and log"),
+        ('{"name": "learning_rate", "dtype": "float", "values": [0, 0.2], "log": true}', "low > 0"),
+        ('{"name": "layers", "dtype": "int", "values": [1.5, 2]}', "integers"),
+        ('{"name": "momentum", "dtype": "categorical", "values": [0.1], "step": 1}', "categorical"),
+        ('{"name": "layers", "dtype": "int"}', "missing key 'values'"),
+        ('{"name": "layers", "dtype": "int", "values": [1, 2], "scale": 3}', "unknown key(s) scale"),
+        ('[1, 2]', "expected a JSON object"),
+    ],
+)
+def test_space_errors_name_the_file_and_line(tmp_path, line, message):
+    path = write_space(tmp_path / "space.json", [SPACE_LINES[0], line])
+    with pytest.raises(SpaceError) as error:
+        read_space(path)
+    assert f"{path}:2" in str(error.value) and message in str(error.value), str(error.value)
+
+
+def test_space_file_level_errors(tmp_path):
+    with pytest.raises(SpaceError, match="no such parameter-space file"):
+        read_space(tmp_path / "missing.json")
+    with pytest.raises(SpaceError, match="no parameters"):
+        read_space(write_space(tmp_path / "empty.json", [""]))
+    with pytest.raises(SpaceError, match="appears twice"):
+        read_space(write_space(tmp_path / "twice.json", [SPACE_LINES[0], SPACE_LINES[0]]))
+
+
+def test_a_space_whose_corner_is_not_a_valid_config_is_refused(tiny_tr, tmp_path):
+    space = read_space(write_space(tmp_path / "s.json", ['{"name": "dropout_p_hidden", "dtype": "float", '
+                                                         '"values": [0.0, 1.0]}']))  # fmt: skip
+    with pytest.raises(SpaceError, match="dropout_p_hidden"):
+        tune(*tiny_tr, space, tmp_path / "study", base=Config.preset("official", **SMALL_MODEL), n_trials=1)
+
+
+def test_metric_fixed_string_and_params_file_errors(tmp_path):
+    assert check_metric("MRR@20") == "mrr@20"
+    with pytest.raises(ValueError, match="allowed: recall@20, mrr@20"):
+        check_metric("ndcg@10")
+    assert parse_fixed("loss=bpr-max, n_epochs=3,") == {"loss": "bpr-max", "n_epochs": "3"}
+    with pytest.raises(ValueError, match="not name=value"):
+        parse_fixed("loss")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{\n  "layers": 100,\n  "loss" "bpr"\n}\n')
+    with pytest.raises(ValueError, match=rf"{bad}:3:10: not valid JSON"):
+        read_params(bad)
+    bad.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="expected a JSON object"):
+        read_params(bad)
+    with pytest.raises(ValueError, match=r"p.json: unknown hyperparameter 'units'"):
+        config_with_params(Config(), {"units": 3}, source="p.json")
+
+
+# ------------------------------------------------------------------------------------------------ the study
+def test_resumed_study_continues_its_trial_count_and_requeues_an_interrupted_trial(tiny_tr, tmp_path):
+    space = read_space(write_space(tmp_path / "space.json", SPACE_LINES))
+    base = Config.preset("official", **SMALL_MODEL)
+    study_dir = tmp_path / "study"
+    first = tune(*tiny_tr, space, study_dir, base=base, n_trials=2, progress=False, n_startup_trials=1)
+    assert (first.n_finished, first.n_run_now) == (2, 2)
+    # a search killed in the middle of a trial leaves it RUNNING in the SQLite study
+    study = load_study(study_dir)
+    interrupted = study.ask()
+    for p in space:
+        p.suggest(interrupted)
+    params = dict(interrupted.params)
+    second = tune(*tiny_tr, space, study_dir, base=base, n_trials=3, progress=False, n_startup_trials=1)
+    assert (second.n_finished, second.n_run_now) == (3, 1)
+    trials = load_study(study_dir).trials
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert trials[2].state == optuna.trial.TrialState.FAIL
+    assert trials[3].state == optuna.trial.TrialState.COMPLETE and trials[3].params == params
+    finished = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert second.best_value == max(t.value for t in finished)
+    assert all(len(t.user_attrs["per_epoch"]) == 2 for t in finished)  # reported after every epoch
+    again = tune(*tiny_tr, space, study_dir, base=base, n_trials=3, progress=False)  # nothing left to run
+    assert (again.n_finished, again.n_run_now) == (3, 0)
+    assert not (study_dir / "trial_run").exists()
+
+    # the best parameters reload into `gru4rec train --params`
+    best_file = study_dir / BEST_PARAMS_FILE
+    assert Config.from_dict(json.loads(best_file.read_text())) == second.best_config
+    run = tmp_path / "run"
+    assert main(["train", "--train", str(TINY / "rsc15_train_tr.txt"), "--out", str(run), "--params",
+                 str(best_file), "--n_epochs", "1", "--no-progress"]) == 0  # fmt: skip
+    saved = Config.from_dict(json.loads((run / "config.json").read_text())["config"])
+    assert saved == second.best_config.with_overrides(n_epochs=1)
+    assert saved.learning_rate == second.best_params["learning_rate"]
+
+
+class FakeTrial:
+    """The part of ``optuna.Trial`` a trial run uses; ``prune_after`` epochs makes the pruner say stop."""
+
+    def __init__(self, prune_after: int):
+        self.prune_after = prune_after
+        self.params: dict = {}
+        self.reports: list = []
+        self.user_attrs: dict = {}
+
+    def suggest_float(self, name, low, high, step=None, log=False):
+        self.params[name] = low
+        return low
+
+    def suggest_categorical(self, name, choices):
+        self.params[name] = choices[0]
+        return choices[0]
+
+    def report(self, value, step):
+        self.reports.append((step, value))
+
+    def should_prune(self) -> bool:
+        return len(self.reports) >= self.prune_after
+
+    def set_user_attr(self, key, value):
+        self.user_attrs[key] = value
+
+
+def test_pruning_stops_the_trial_after_the_epoch_the_pruner_names(tiny_tr, tmp_path):
+    space = read_space(write_space(tmp_path / "space.json", SPACE_LINES))
+    base = Config.preset("official", **{**SMALL_MODEL, "n_epochs": 3})
+    trial = FakeTrial(prune_after=1)
+    with pytest.raises(optuna.TrialPruned, match="after epoch 1"):
+        run_trial(trial, space, base, *tiny_tr, "recall@20", tmp_path / "trial_run")
+    assert [step for step, _ in trial.reports] == [1]  # stopped after the first of 3 epochs
+    assert 0.0 <= trial.reports[0][1] <= 1.0
+    assert not (tmp_path / "trial_run").exists()
+    kept = FakeTrial(prune_after=99)
+    value = run_trial(kept, space, base, *tiny_tr, "mrr@20", tmp_path / "trial_run")
+    assert [step for step, _ in kept.reports] == [1, 2, 3] and value == kept.reports[-1][1]
+
+
+def test_reporter_reads_the_chosen_metric():
+    trial = FakeTrial(prune_after=99)
+    reporter = _EpochReporter(trial, "mrr@20")
+    reporter.on_epoch_end({"epochs_done": 1, "valid_mrr@20": 0.25, "valid_recall@20": 0.5})
+    assert trial.reports == [(1, 0.25)]
+
+
+def test_tune_command_end_to_end(tmp_path, capsys):
+    out = tmp_path / "study"
+    space = write_space(tmp_path / "space.json", SPACE_LINES)
+    args = ["tune", "--train", str(TINY / "rsc15_train_tr.txt"), "--valid", str(TINY / "rsc15_train_valid.txt"),
+            "--space", str(space), "--trials", "2", "--metric", "recall@20", "--out", str(out),
+            "--fixed", "layers=16,n_epochs=1,n_sample=32,batch_size=32", "--test", str(TINY / "rsc15_test.txt"),
+            "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "2 trials finished" in text and "best recall@20" in text
+    metrics = json.loads((out / "best_run" / "metrics.json").read_text())
+    assert 0.0 <= metrics["mrr@20"] <= metrics["recall@20"] <= 1.0
+    summary = json.loads((out / "best_trial.json").read_text())
+    assert summary["metric"] == "recall@20" and summary["n_finished"] == 2
+    assert main(args[:-1] + ["--space", str(tmp_path / "nope.json")]) == 2
+    assert "no such parameter-space file" in capsys.readouterr().err
