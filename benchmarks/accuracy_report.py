@@ -74,6 +74,11 @@ def main() -> None:
                         help="thread pool size of the official runs' ops (default: their libraries' defaults)")
     parser.add_argument("--jobs", type=int, default=0, metavar="N",
                         help="official runs going on while the kit trains (default 0: one thing at a time)")
+    parser.add_argument("--official-epochs", type=int, nargs="+", default=None, metavar="E",
+                        help="epoch counts of the official runs (default: those of --epochs)")
+    parser.add_argument("--reuse-official-logs", action="store_true",
+                        help="take an official run from its log in the run folder when that log is complete, and "
+                        "wait for one that a running process is still writing, instead of starting it again")
     parser.add_argument("--no-baselines", action="store_true", help="skip POP, S-POP, item-kNN and Markov")
     parser.add_argument("--json", metavar="OUT", help="also write the table as JSON")
     args = parser.parse_args()
@@ -105,7 +110,7 @@ def main() -> None:
     queue = []
     for code, path in (("tf", args.official_tf), ("pytorch", args.official_pytorch)):
         if path:
-            for epochs in args.epochs:
+            for epochs in args.official_epochs or args.epochs:
                 params = official_runs.params_from_config(base, epochs)
                 official_runs.command(code, path, args.official_python, files.train_full, files.test, params)
                 queue.append((code, path, epochs, params))
@@ -114,10 +119,24 @@ def main() -> None:
     results: dict = {}
     failures: dict = {}
 
+    watched: list = []  # (code, epochs, log) of runs that another process is still writing
+
     def launch(limit: int) -> None:
         while queue and len(running) < limit:
             code, path, epochs, params = queue.pop(0)
             log = run_root / f"official_{code}_{epochs}ep.log"
+            source = f"{official_runs.CODE_NAMES[code]}, {epochs} epochs"
+            if args.reuse_official_logs:
+                done = official_runs.reusable(log, source)
+                if done is not None:
+                    print(f"reusing the finished run in {log}", flush=True)
+                    results[(code, epochs)] = done
+                    continue
+                writers = official_runs.log_writers(log)
+                if writers:
+                    print(f"waiting for process {writers[0]}, which is writing {log}", flush=True)
+                    watched.append((code, epochs, log))
+                    continue
             print(f"starting the {official_runs.CODE_NAMES[code]}, {epochs} epochs (log {log})", flush=True)
             proc = official_runs.start(code, path, args.official_python, files.train_full, files.test, params, log,
                                        threads=args.official_threads)
@@ -125,6 +144,17 @@ def main() -> None:
 
     def poll(limit: int) -> None:
         """Parse the runs that have ended, then start more (up to ``limit`` at a time)."""
+        for item in list(watched):
+            code, epochs, log = item
+            if not official_runs.log_writers(log):
+                watched.remove(item)
+                source = f"{official_runs.CODE_NAMES[code]}, {epochs} epochs"
+                done = official_runs.reusable(log, source)
+                if done is None:
+                    print(f"{source}: the process writing {log} ended without a result", flush=True)
+                    failures[(code, epochs)] = "ended without a result"
+                else:
+                    results[(code, epochs)] = done
         for item in [item for item in running if item[2].poll() is not None]:
             running.remove(item)
             code, epochs, proc, log = item
@@ -158,12 +188,12 @@ def main() -> None:
                              ceiling_recall, variant=variant, **{"recall@5": metrics["recall@5"],
                                                                  "mrr@5": metrics["mrr@5"]}))  # fmt: skip
         poll(args.jobs)
-    while queue or running:  # the kit is done: the rest of the official runs, at least one at a time
+    while queue or running or watched:  # the kit is done: the rest of the official runs, at least one at a time
         poll(max(args.jobs, 1))
-        if running:
+        if running or watched:
             time.sleep(2.0)
     for code in official_runs.CODES:
-        for epochs in args.epochs:
+        for epochs in args.official_epochs or args.epochs:
             if (code, epochs) in results:
                 res = results[(code, epochs)]
                 rows.append(_row(official_runs.CODE_NAMES[code], epochs, res.recall.get(20), res.mrr.get(20),

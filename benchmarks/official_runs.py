@@ -124,6 +124,7 @@ def command(code: str, path, python: str, train_path, test_path, params: dict,
     ]  # fmt: skip
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)  # the official code's own environment, not the kit's
+    env["PYTHONUNBUFFERED"] = "1"  # its log lines reach the log file as they are printed
     if code == "tf":
         env["TF_USE_LEGACY_KERAS"] = "1"
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -156,3 +157,27 @@ def finish(process: subprocess.Popen, log_path, source: str) -> OfficialResult:
         tail = "\n".join(text.splitlines()[-15:])
         raise RuntimeError(f"{source} failed (exit {rc}); the end of {log_path}:\n{tail}")
     return parse_output(text, source=f"{source} ({log_path})")
+
+
+def log_writers(log_path) -> list:
+    """Process ids whose standard output is ``log_path`` (an official run still writing it; Linux ``/proc``)."""
+    target = str(Path(log_path).resolve())
+    pids = []
+    for fd in Path("/proc").glob("[0-9]*/fd/1"):
+        try:
+            if os.readlink(fd) == target:
+                pids.append(int(fd.parent.parent.name))
+        except OSError:  # the process ended meanwhile, or is not ours to read
+            continue
+    return pids
+
+
+def reusable(log_path, source: str) -> Optional[OfficialResult]:
+    """The result in an existing log of a finished official run, or None (no log, or it is incomplete)."""
+    path = Path(log_path)
+    if not path.is_file():
+        return None
+    try:
+        return parse_output(path.read_text(encoding="utf-8", errors="replace"), source=source)
+    except ValueError:
+        return None

@@ -6,9 +6,11 @@ that lane and the lane's hidden state is reset. There is no padding: every (item
 in the epoch exactly once.
 
 Two details, both kept from the official code: sessions are taken in the order of their first event (unless
-``shuffle``), and when several lanes free up at the same step, the lower lane index takes the earlier session. One
-difference: the official iterator ends the epoch as soon as one lane cannot be refilled, dropping the last few
-sessions; here the other lanes play on to the end and the idle lanes are marked ``valid=False``.
+``shuffle``), and when several lanes free up at the same step, the lower lane index takes the earlier session. At
+the end of the epoch the official Theano, TF and PyTorch codes drop the lanes that cannot be refilled from the
+mini-batch and play the others on to the end; here the batch keeps its shape and the idle lanes are marked
+``valid=False`` (the trainer masks them, with the same update). Only the original 2016 Theano code ended the epoch
+as soon as one lane could not be refilled, dropping the last few sessions.
 """
 
 from __future__ import annotations

@@ -4,9 +4,13 @@ Names follow the official implementations (Hidasi's Theano ``gru4rec.py`` and it
 re-implementations): ``layers``, ``loss``, ``final_act``, ``batch_size``, ``n_sample``, ``sample_alpha``, ``bpreg``,
 ``logq``, ``elu_param``, ``embedding``, ``constrained_embedding``, ``dropout_p_embed``, ``dropout_p_hidden``,
 ``learning_rate``, ``momentum``, ``n_epochs`` ... The defaults of :class:`Config` are those of the official
-``GRU4Rec`` class (TF/PyTorch re-implementations); two presets give complete settings:
+``GRU4Rec`` class (TF/PyTorch re-implementations); presets give complete settings:
 
-- ``official``: ``paramfiles/rsc15_xe_shared_100_best.py`` of the official repositories (RSC15's best setting);
+- every official best-parameter file under its name (``rsc15_xe_shared_100``, ``yoochoose_xe_shared``,
+  ``rees46_xe_shared``, ``retailrocket_bprmax_shared``, ``diginetica_bprmax_shared``, ``coveo_bprmax_shared``: the
+  ``paramfiles/<name>_best.py`` of the official repositories); the cross-entropy ones with the GRU variant
+  ``OFFICIAL_XE_GRU_VARIANT`` (chosen by measurement, see README "Results");
+- ``official``: an alias of ``rsc15_xe_shared_100`` (RSC15's best setting);
 - ``seed``: the defaults of the Ascend ModelZoo port's ``main.py`` (Songweiping/GRU4Rec_TensorFlow), which the kit
   started from.
 
@@ -234,27 +238,44 @@ class Config:
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Config))
 _FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Config)}
 
+# The GRU variant of the cross-entropy presets: chosen by measurement (README "Results": benchmarks/accuracy_report.py,
+# the kit with either variant beside both official codes on the same data). ``--gru_variant reset_before`` gives the
+# Theano/TF cell back.
+OFFICIAL_XE_GRU_VARIANT = "reset_after"
+
+
+def _official_param_file(loss: str, layers: int, batch_size: int, dropout_p_embed: float, dropout_p_hidden: float,
+                         learning_rate: float, momentum: float, sample_alpha: float, bpreg: float, logq: float,
+                         elu_param: float) -> dict:  # fmt: skip
+    """A preset from an official ``paramfiles/*_best.py`` (identical in the TF and PyTorch repositories): shared
+    embedding, 2048 extra negatives, 10 epochs, the official optimizer (Adagrad with the file's momentum)."""
+    xe = loss == "cross-entropy"
+    return dict(
+        loss=loss, constrained_embedding=True, embedding=0, elu_param=elu_param, layers=(layers,), n_epochs=10,
+        batch_size=batch_size, dropout_p_embed=dropout_p_embed, dropout_p_hidden=dropout_p_hidden,
+        learning_rate=learning_rate, momentum=momentum, n_sample=2048, sample_alpha=sample_alpha, bpreg=bpreg,
+        logq=logq, optimizer="adagrad", final_act="softmax" if xe else None,
+        gru_variant=OFFICIAL_XE_GRU_VARIANT if xe else "reset_before",
+    )  # fmt: skip
+
+
+# The official best-parameter files, under their names (paramfiles/<name>_best.py). BPR-max uses ELU(elu_param) as
+# its final activation (final_act None: ``Config.final_activation``), as the official codes do.
+OFFICIAL_PARAM_FILES: dict[str, dict] = {
+    "rsc15_xe_shared_100": _official_param_file("cross-entropy", 100, 32, 0.0, 0.4, 0.2, 0.2, 0.5, 0.0, 1.0, 0.0),
+    "yoochoose_xe_shared": _official_param_file("cross-entropy", 480, 48, 0.0, 0.2, 0.07, 0.0, 0.2, 0.0, 1.0, 0.0),
+    "rees46_xe_shared": _official_param_file("cross-entropy", 512, 240, 0.45, 0.0, 0.065, 0.0, 0.5, 0.0, 1.0, 0.0),
+    "retailrocket_bprmax_shared": _official_param_file("bpr-max", 224, 80, 0.5, 0.05, 0.05, 0.4, 0.4, 1.95, 0.0, 0.5),
+    "diginetica_bprmax_shared": _official_param_file("bpr-max", 512, 128, 0.5, 0.3, 0.05, 0.15, 0.3, 0.9, 0.0, 1.0),
+    "coveo_bprmax_shared": _official_param_file("bpr-max", 512, 144, 0.35, 0.0, 0.05, 0.4, 0.2, 1.85, 0.0, 1.0),
+}
+# Columns of _official_param_file: loss, layers, batch_size, dropout_p_embed, dropout_p_hidden, learning_rate,
+# momentum, sample_alpha, bpreg, logq, elu_param.
+
 PRESETS: dict[str, dict] = {
-    # paramfiles/rsc15_xe_shared_100_best.py (identical in the Theano, TF and PyTorch official repositories);
-    # Adagrad is the official code's optimizer, momentum there is the one in the param file.
-    "official": dict(
-        loss="cross-entropy",
-        constrained_embedding=True,
-        embedding=0,
-        final_act="softmax",
-        layers=(100,),
-        n_epochs=10,
-        batch_size=32,
-        dropout_p_embed=0.0,
-        dropout_p_hidden=0.4,
-        learning_rate=0.2,
-        momentum=0.2,
-        n_sample=2048,
-        sample_alpha=0.5,
-        bpreg=0.0,
-        logq=1.0,
-        optimizer="adagrad",
-    ),
+    # ``official`` is the RSC15 best-parameter file (paramfiles/rsc15_xe_shared_100_best.py).
+    "official": OFFICIAL_PARAM_FILES["rsc15_xe_shared_100"],
+    **OFFICIAL_PARAM_FILES,
     # Ascend ModelZoo GRU4Rec_for_TensorFlow, gru4rec_BP/main.py defaults (from Songweiping/GRU4Rec_TensorFlow):
     # 1 x GRU(100), batch 50, Adam 0.001 decayed x0.96 every 1e4 steps (staircase, floor 1e-5), cross-entropy over
     # a softmax of the in-batch targets, a separate input embedding of the layer size, dropout 0.5, 3 epochs.

@@ -14,8 +14,9 @@ seen the session up to and including that event (its state starts from zero at t
 
 Ties. A score equal to the target's is a tie. The rank of the target is
 
-* ``conservative`` (the default, as in the official code): ``#(scores >= target)`` (the target itself included),
-  i.e. every tie is ranked above the target;
+* ``conservative`` (the kit's default, and that of the official ``evaluation.batch_eval``; the official ``run.py``
+  passes ``standard`` unless given ``-e conservative``): ``#(scores >= target)`` (the target itself included), i.e.
+  every tie is ranked above the target;
 * ``standard``: ``1 + #(scores > target)``: every tie is ranked below the target (ties are hits);
 * ``median``: ``1 + #(scores > target) + (#ties - 1) / 2``: ties split evenly (ranks may be x.5).
 

@@ -21,8 +21,14 @@ def test_train_help_lists_official_names(capsys):
     out = capsys.readouterr().out
     for name in ("--layers", "--batch_size", "--n_sample", "--sample_alpha", "--bpreg", "--logq", "--elu_param",
                  "--constrained_embedding", "--dropout_p_embed", "--dropout_p_hidden", "--momentum", "--bptt_steps",
-                 "--optimizer", "--preset", "--resume"):  # fmt: skip
+                 "--optimizer", "--preset", "--resume", "--gru_variant"):  # fmt: skip
         assert name in out
+    flat = " ".join(out.split())
+    for preset in ("rsc15_xe_shared_100", "yoochoose_xe_shared", "rees46_xe_shared", "retailrocket_bprmax_shared",
+                   "diginetica_bprmax_shared", "coveo_bprmax_shared", "official", "seed"):  # fmt: skip
+        assert preset in flat
+    args = build_parser().parse_args(["train", "--train", "t", "--out", "o", "--preset", "coveo_bprmax_shared"])
+    assert args.preset == "coveo_bprmax_shared"
 
 
 def test_train_valid_test_and_resume(tmp_path, capsys):

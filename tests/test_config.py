@@ -6,7 +6,51 @@ import dataclasses
 
 import pytest
 
-from gru4rec.config import FIELD_NAMES, PRESETS, Config
+from gru4rec.config import FIELD_NAMES, OFFICIAL_XE_GRU_VARIANT, PRESETS, Config
+
+# The official paramfiles/<name>_best.py (hidasib/GRU4Rec_PyTorch_Official and _Tensorflow_Official, identical),
+# in their own form: all have constrained_embedding=True, embedding=0, n_epochs=10, n_sample=2048.
+OFFICIAL_PARAM_FILES = {
+    "rsc15_xe_shared_100": dict(loss="cross-entropy", elu_param=0, layers=[100], batch_size=32, dropout_p_embed=0.0,
+                                dropout_p_hidden=0.4, learning_rate=0.2, momentum=0.2, sample_alpha=0.5, bpreg=0.0,
+                                logq=1.0),
+    "yoochoose_xe_shared": dict(loss="cross-entropy", elu_param=0, layers=[480], batch_size=48, dropout_p_embed=0.0,
+                                dropout_p_hidden=0.2, learning_rate=0.07, momentum=0.0, sample_alpha=0.2, bpreg=0.0,
+                                logq=1.0),
+    "rees46_xe_shared": dict(loss="cross-entropy", elu_param=0, layers=[512], batch_size=240, dropout_p_embed=0.45,
+                             dropout_p_hidden=0.0, learning_rate=0.065, momentum=0.0, sample_alpha=0.5, bpreg=0.0,
+                             logq=1.0),
+    "retailrocket_bprmax_shared": dict(loss="bpr-max", elu_param=0.5, layers=[224], batch_size=80,
+                                       dropout_p_embed=0.5, dropout_p_hidden=0.05, learning_rate=0.05, momentum=0.4,
+                                       sample_alpha=0.4, bpreg=1.95, logq=0.0),
+    "diginetica_bprmax_shared": dict(loss="bpr-max", elu_param=1, layers=[512], batch_size=128, dropout_p_embed=0.5,
+                                     dropout_p_hidden=0.3, learning_rate=0.05, momentum=0.15, sample_alpha=0.3,
+                                     bpreg=0.9, logq=0.0),
+    "coveo_bprmax_shared": dict(loss="bpr-max", elu_param=1, layers=[512], batch_size=144, dropout_p_embed=0.35,
+                                dropout_p_hidden=0.0, learning_rate=0.05, momentum=0.4, sample_alpha=0.2, bpreg=1.85,
+                                logq=0.0),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL_PARAM_FILES))
+def test_every_official_param_file_is_a_preset_under_its_name(name):
+    cfg = Config.preset(name)
+    expected = OFFICIAL_PARAM_FILES[name]
+    for key, value in expected.items():
+        got = list(cfg.layers) if key == "layers" else getattr(cfg, key)
+        assert got == value, (name, key, got, value)
+    assert cfg.constrained_embedding and cfg.embedding == 0 and cfg.n_epochs == 10 and cfg.n_sample == 2048
+    assert cfg.optimizer == "adagrad"
+    if cfg.loss == "bpr-max":  # the official codes: ELU(elu_param) before BPR-max
+        assert cfg.final_activation == f"elu-{expected['elu_param']:g}" and cfg.gru_variant == "reset_before"
+    else:
+        assert cfg.final_activation == "softmax" and cfg.gru_variant == OFFICIAL_XE_GRU_VARIANT
+
+
+def test_official_is_an_alias_of_the_rsc15_param_file_and_the_variant_one_flag_away():
+    assert Config.preset("official") == Config.preset("rsc15_xe_shared_100")
+    other = "reset_before" if OFFICIAL_XE_GRU_VARIANT == "reset_after" else "reset_after"
+    assert Config.preset("official", gru_variant=other).gru_variant == other
 
 
 def test_official_preset_is_the_rsc15_best_param_file():
@@ -16,7 +60,7 @@ def test_official_preset_is_the_rsc15_best_param_file():
     assert (cfg.dropout_p_embed, cfg.dropout_p_hidden) == (0.0, 0.4)
     assert (cfg.learning_rate, cfg.momentum) == (0.2, 0.2)
     assert (cfg.n_sample, cfg.sample_alpha, cfg.bpreg, cfg.logq) == (2048, 0.5, 0.0, 1.0)
-    assert cfg.optimizer == "adagrad"
+    assert cfg.optimizer == "adagrad" and cfg.gru_variant == OFFICIAL_XE_GRU_VARIANT
 
 
 def test_seed_preset_is_the_seed_main_defaults():
@@ -74,6 +118,7 @@ def test_seed_aliases():
         ({"final_act": "sigmoid"}, "final_act"),
         ({"loss": "bpr-max", "final_act": "softmax"}, "final_act"),
         ({"hidden_act": "gelu"}, "hidden_act"),
+        ({"gru_variant": "reset_middle"}, "gru_variant"),
         ({"optimizer": "sgd"}, "optimizer"),
         ({"dropout_p_hidden": 1.0}, "dropout_p_hidden"),
         ({"dropout_p_embed": -0.1}, "dropout_p_embed"),

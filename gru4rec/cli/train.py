@@ -69,9 +69,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     train.add_argument("--test", metavar="PATH", help="test sessions: evaluated after training, RUN_DIR/metrics.json")
     train.add_argument("--out", required=True, metavar="RUN_DIR", help="the run folder (created)")
+    from gru4rec.config import PRESETS
+
     train.add_argument(
-        "--preset", default="official", choices=("official", "seed"),
-        help="starting values: official = paramfiles/rsc15_xe_shared_100_best.py (default), seed = the seed's main.py",
+        "--preset", default="official", choices=tuple(PRESETS), metavar="NAME",
+        help="starting values: the official best-parameter files under their names (paramfiles/<name>_best.py: "
+        + ", ".join(name for name in PRESETS if name not in ("official", "seed"))
+        + "); official = rsc15_xe_shared_100 (default); seed = the seed's main.py",
     )  # fmt: skip
     train.add_argument(
         "--params", metavar="FILE",
