@@ -116,8 +116,8 @@ def test_an_export_into_a_locked_run_folder_is_refused(trained, capsys):
     assert not (trained / "saved_model").exists()
 
 
-def test_two_processes_training_into_one_folder(tmp_path):
-    """Item 2: two `gru4rec train` started together into the same --out: one runs, the other is refused."""
+def test_a_second_process_training_into_a_folder_in_use_is_refused(tmp_path):
+    """Item 2: a `gru4rec train` into an --out that another process holds exits 2, writing nothing."""
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "gru4rec", "train", "--train", TRAIN, "--out", str(run), "--n_epochs", "1",
            "--n_sample", "16", "--batch_size", "16", "--layers", "10", "--no-progress"]  # fmt: skip
@@ -159,6 +159,9 @@ def test_resume_after_a_kill_logs_every_step_once(tmp_path, data):
     train(_config(n_epochs=2), data, run, progress=False)
     for path in (run / "checkpoints").glob("epoch-2.*"):  # the kill came before epoch 2's checkpoint
         path.unlink()
+    (run / "checkpoints" / "checkpoint").write_text(
+        'model_checkpoint_path: "epoch-1"\nall_model_checkpoint_paths: "epoch-1"\n'
+    )
     with open(run / "train.jsonl", "a") as handle:
         handle.write('{"kind": "log", "step": 99')  # and in the middle of a line
     resumed = train(_config(n_epochs=2), data, run, resume=True, progress=False)
