@@ -100,7 +100,8 @@ def test_a_locked_run_folder_refuses_a_second_writer_and_a_stale_lock_is_taken_o
             train(_config(n_epochs=1), data, run, progress=False, max_steps=5)
         with pytest.raises(RunFolderError, match="in use"):
             RunLock(run).acquire()
-    assert not (run / ".lock").exists() and not (run / "config.json").exists()
+    assert not run.exists()  # made for the lock, left empty: removed again
+    run.mkdir()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (run / ".lock").write_text(f"{dead.pid} {os.uname().nodename}\n")
@@ -331,6 +332,14 @@ def test_errors_of_every_kind_are_one_line_and_debug_shows_the_traceback(tmp_pat
     """Item 12: permission errors, the NaN stop, TensorFlow and memory errors: one line, exit 1 or 2."""
     assert describe_error(PermissionError(13, "Permission denied", "/x/in.txt")) == (2, "/x/in.txt: permission denied")
     assert describe_error(TrainingError("loss is NaN at step 5 (epoch 0)")) == (1, "loss is NaN at step 5 (epoch 0)")
+
+    def no_memory(*args, **kwargs):  # what --layers 100000 does (numpy cannot allocate the GRU weights)
+        raise MemoryError("Unable to allocate 224. GiB for an array with shape (100000, 300000)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("gru4rec.train.GRU4RecModel", no_memory)
+        assert main(["train", "--train", TRAIN, "--out", str(tmp_path / "oom"), "--layers", "100000"]) == 1
+    assert "out of memory" in _one_line_error(capsys) and not (tmp_path / "oom").exists()
     code, line = describe_error(MemoryError())
     assert code == 1 and "out of memory" in line and "--layers" in line
     code, line = describe_error(tf.errors.DataLossError(None, None, "truncated record\nmore"))
