@@ -214,7 +214,9 @@ class RunFolder:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[RunLock]:
-        """Create the folder and hold its lock for the ``with`` block."""
+        """Create the folder and hold its lock for the ``with`` block. A folder made here that is still empty at the
+        end (the command failed before writing anything) is removed again."""
+        created = not self.path.exists()
         self.create()
         try:
             lock = RunLock(self.path).acquire()
@@ -224,6 +226,9 @@ class RunFolder:
             yield lock
         finally:
             lock.release()
+            if created:
+                with contextlib.suppress(OSError):
+                    self.path.rmdir()  # only succeeds when empty
 
     def set_aside(self) -> Optional[Path]:
         """Move the kit's files of the run in this folder into ``replaced-<UTC time>/`` (call under the lock);

@@ -100,7 +100,8 @@ def test_a_locked_run_folder_refuses_a_second_writer_and_a_stale_lock_is_taken_o
             train(_config(n_epochs=1), data, run, progress=False, max_steps=5)
         with pytest.raises(RunFolderError, match="in use"):
             RunLock(run).acquire()
-    assert not (run / ".lock").exists() and not (run / "config.json").exists()
+    assert not run.exists()  # made for the lock, left empty: removed again
+    run.mkdir()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (run / ".lock").write_text(f"{dead.pid} {os.uname().nodename}\n")
@@ -116,8 +117,8 @@ def test_an_export_into_a_locked_run_folder_is_refused(trained, capsys):
     assert not (trained / "saved_model").exists()
 
 
-def test_two_processes_training_into_one_folder(tmp_path):
-    """Item 2: two `gru4rec train` started together into the same --out: one runs, the other is refused."""
+def test_a_second_process_training_into_a_folder_in_use_is_refused(tmp_path):
+    """Item 2: a `gru4rec train` into an --out that another process holds exits 2, writing nothing."""
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "gru4rec", "train", "--train", TRAIN, "--out", str(run), "--n_epochs", "1",
            "--n_sample", "16", "--batch_size", "16", "--layers", "10", "--no-progress"]  # fmt: skip
@@ -159,6 +160,9 @@ def test_resume_after_a_kill_logs_every_step_once(tmp_path, data):
     train(_config(n_epochs=2), data, run, progress=False)
     for path in (run / "checkpoints").glob("epoch-2.*"):  # the kill came before epoch 2's checkpoint
         path.unlink()
+    (run / "checkpoints" / "checkpoint").write_text(
+        'model_checkpoint_path: "epoch-1"\nall_model_checkpoint_paths: "epoch-1"\n'
+    )
     with open(run / "train.jsonl", "a") as handle:
         handle.write('{"kind": "log", "step": 99')  # and in the middle of a line
     resumed = train(_config(n_epochs=2), data, run, resume=True, progress=False)
@@ -328,6 +332,14 @@ def test_errors_of_every_kind_are_one_line_and_debug_shows_the_traceback(tmp_pat
     """Item 12: permission errors, the NaN stop, TensorFlow and memory errors: one line, exit 1 or 2."""
     assert describe_error(PermissionError(13, "Permission denied", "/x/in.txt")) == (2, "/x/in.txt: permission denied")
     assert describe_error(TrainingError("loss is NaN at step 5 (epoch 0)")) == (1, "loss is NaN at step 5 (epoch 0)")
+
+    def no_memory(*args, **kwargs):  # what --layers 100000 does (numpy cannot allocate the GRU weights)
+        raise MemoryError("Unable to allocate 224. GiB for an array with shape (100000, 300000)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("gru4rec.train.GRU4RecModel", no_memory)
+        assert main(["train", "--train", TRAIN, "--out", str(tmp_path / "oom"), "--layers", "100000"]) == 1
+    assert "out of memory" in _one_line_error(capsys) and not (tmp_path / "oom").exists()
     code, line = describe_error(MemoryError())
     assert code == 1 and "out of memory" in line and "--layers" in line
     code, line = describe_error(tf.errors.DataLossError(None, None, "truncated record\nmore"))
