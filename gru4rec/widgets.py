@@ -64,6 +64,7 @@ __all__ = [
     "next_run_dir",
     "run_experiment",
     "RunHistory",
+    "kernel_history",
     "results_table",
     "table_html",
     "Playground",
@@ -424,6 +425,15 @@ class RunHistory:
         return pd.DataFrame(rows, columns=columns)
 
 
+_HISTORIES: dict = {}
+
+
+def kernel_history(key: PathLike) -> RunHistory:
+    """The run history of ``key`` (the notebook's runs folder) for this kernel's lifetime: re-running the playground
+    cell (also while a run trains) keeps the runs made so far instead of starting an empty history."""
+    return _HISTORIES.setdefault(str(Path(key).resolve()), RunHistory())
+
+
 def results_table(data: PlaygroundData, record: Optional[Mapping[str, Any]] = None, k: int = K) -> pd.DataFrame:
     """Recall@k and MRR@k of the run ``record`` (if any), the baselines and the ceiling on ``data``'s test split,
     with each model's share of the ceiling's Recall@k. Index: the model's name."""
@@ -610,6 +620,9 @@ class Playground:
         ])  # fmt: skip
         self.widget.add_class("gru4rec-playground")
         self._refresh_tables()
+        if len(self.history):
+            self._say(f"Choose settings and press <b>Train</b>. The history keeps the {len(self.history)} run(s) "
+                      "made so far in this kernel.")  # fmt: skip
 
     # ------------------------------------------------------------------ reading and setting the controls
     def controls(self) -> Controls:

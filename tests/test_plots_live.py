@@ -41,7 +41,7 @@ def test_loss_axis_turns_logarithmic_when_losses_span_more_than_10x() -> None:
     assert loss_axis_type([12.0, 10.0, 7.0]) == "linear" and loss_axis_type([]) == "linear"
     assert loss_axis_type([0.7, 7000.0]) == "log" and loss_axis_type([0.0, -1.0, float("nan"), 2.0]) == "linear"
     same_scale = loss_curve_figure({"run 1": {"epoch": [0.5, 1.0], "loss": [6.0, 5.0]}})
-    assert same_scale.layout.yaxis.type == "linear"
+    assert same_scale.layout.yaxis.type in (None, "linear")
     mixed = loss_curve_figure({"XE": {"epoch": [1.0], "loss": [10.0]}, "BPR": {"epoch": [1.0], "loss": [996.0]}})
     assert mixed.layout.yaxis.type == "log"
     # a live run that spikes switches the axis, and back when it is replaced by tame points

@@ -297,3 +297,13 @@ def test_playground_status_line_says_a_run_diverges(tiny: PlaygroundData, tmp_pa
     assert any("diverging: try a lower learning rate" in value and "Training" in value for value in seen)
     assert "diverging: try a lower learning rate" in ui.status.value and "done" in ui.status.value
     assert ui.figure.layout.yaxis.type == "log"  # the spike does not flatten the curve
+
+
+def test_kernel_history_survives_a_rerun_of_the_playground_cell(tiny: PlaygroundData, tmp_path) -> None:
+    history = widgets.kernel_history(tmp_path / "runs")
+    assert widgets.kernel_history(str(tmp_path / "runs")) is history  # same folder, same history
+    assert widgets.kernel_history(tmp_path / "other") is not history
+    history.add(fake_record("run 1", 0.4, 0.2))
+    again = widgets.Playground(Controls(**FAST), tmp_path / "runs", data=tiny,
+                               history=widgets.kernel_history(tmp_path / "runs"))  # fmt: skip
+    assert "run 1" in again.history_html.value and "keeps the 1 run(s)" in again.status.value

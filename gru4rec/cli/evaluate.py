@@ -192,12 +192,28 @@ def _parse_params(pairs) -> dict:
     return params
 
 
+def _check_baseline_params(method: str, params: dict) -> None:
+    """Reject a ``--param`` name the baseline does not take, listing the ones it does (before any data is read)."""
+    import inspect
+
+    from gru4rec.baselines import BASELINES
+
+    signature = inspect.signature(BASELINES[method].__init__)
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    valid = [name for name, p in signature.parameters.items() if name != "self" and p.kind in named]
+    for name in params:
+        if name not in valid:
+            listed = ", ".join(f"{n}={signature.parameters[n].default!r}" for n in valid) or "none"
+            raise CliError(f"--param {name}: not a parameter of baseline {method!r}; its parameters: {listed}")
+
+
 def run_baseline(args: argparse.Namespace) -> int:
+    params = _parse_params(args.param)
+    _check_baseline_params(args.method, params)
     from gru4rec.baselines import make_baseline
     from gru4rec.evaluate import evaluate
     from gru4rec.session_data import SessionData
 
-    params = _parse_params(args.param)
     train = SessionData.from_frame(_read_sessions(args.train, "training"))
     test = SessionData.from_frame(_read_sessions(args.test, "test"), train.item_map)
     start = time.perf_counter()
@@ -219,7 +235,9 @@ def _parse_items(text: str) -> list[int]:
     try:
         ids = [int(p) for p in parts]
     except ValueError:
-        raise CliError(f"--items {text!r}: expected comma-separated integer item ids, e.g. 214,85,13") from None
+        raise CliError(
+            f"--items {text!r}: expected comma-separated integer item ids (the data's ItemId), e.g. 214500955,214500104"
+        ) from None
     for item in ids:
         if not -INT64_LIMIT <= item < INT64_LIMIT:
             raise CliError(f"--items: item id {item} is out of range; item ids are 64-bit integers (< 2**63)")
@@ -229,11 +247,11 @@ def _parse_items(text: str) -> list[int]:
 def run_recommend(args: argparse.Namespace) -> int:
     import warnings
 
-    from gru4rec.recommend import EmptySessionError, Recommender
-
     items = _parse_items(args.items)
     _check_k(args.k)
     _check_run(args.model)
+    from gru4rec.recommend import EmptySessionError, Recommender  # TensorFlow: only once the arguments are checked
+
     rec = Recommender.from_run(args.model, epoch=args.epoch)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -260,13 +278,13 @@ def run_recommend(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from gru4rec.recommend import export_saved_model
-    from gru4rec.run_folder import lock_if_run
-
     _check_k(args.k)
     _check_run(args.model)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CliError(f"--out {args.out}: is a file, expected a folder for the SavedModel")
+    from gru4rec.recommend import export_saved_model  # TensorFlow: only once the arguments are checked
+    from gru4rec.run_folder import lock_if_run
+
     with lock_if_run(args.out):  # an export into a run folder holds its lock, like every writer into it
         out = export_saved_model(args.model, args.out, epoch=args.epoch, k=args.k)
     print(f"SavedModel written to {out} (signatures: serving_default, initial_state)")

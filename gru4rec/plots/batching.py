@@ -128,6 +128,7 @@ def padding_figure(waste: pd.DataFrame, title: str = "Cells an epoch needs: real
             mode="text",
             text=[f"  {share:.1%} wasted" for share in waste["wasted_share"]],
             textposition="middle right",
+            cliponaxis=False,  # the label of the longest bar reaches past the plot area: draw it in the margin
             showlegend=False,
             hoverinfo="skip",
         )
@@ -138,7 +139,7 @@ def padding_figure(waste: pd.DataFrame, title: str = "Cells an epoch needs: real
         xaxis={"title": "cells (lanes × steps), log scale", "type": "log"},
         yaxis={"autorange": "reversed"},
         legend={"orientation": "h", "y": -0.25},
-        margin={"l": 10},
+        margin={"l": 10, "r": 130},
     )
     return figure
 

@@ -80,7 +80,8 @@ def loss_curve_figure(
         margin={"l": 60, "r": 20, "t": 50, "b": 45}, legend={"orientation": "h", "y": -0.2},
         uirevision="playground",  # keep the user's zoom while points arrive
     )  # fmt: skip
-    figure.update_yaxes(type=loss_axis_type(_shown_losses(figure)))
+    if loss_axis_type(_shown_losses(figure)) == "log":
+        figure.update_layout(yaxis_type="log")
     return figure
 
 
@@ -102,9 +103,10 @@ def set_points(figure: go.Figure, index: int, epochs: Sequence[float], losses: S
     trace = figure.data[index]
     others = [y for i, t in enumerate(figure.data) if i != index for y in (t.y or ())]
     axis = loss_axis_type([*others, *losses])
+    current = "log" if figure.layout.yaxis.type == "log" else "linear"  # unset: plotly's automatic (linear) axis
     with figure.batch_update():
         trace.x, trace.y = list(epochs), list(losses)
-        if figure.layout.yaxis.type != axis:
+        if axis != current:
             figure.layout.yaxis.type = axis
 
 

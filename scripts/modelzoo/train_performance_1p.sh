@@ -67,7 +67,16 @@ else:  # a run too short to reach a logged step after step 1: fall back to the e
     how = (f"no logged step after the first chunk; wall time per step over {len(use)} epoch(s) of train.jsonl"
            + (" (first epoch excluded)" if len(epochs) > 1 else " (compilation included)"))
 events_per_s = batch_size / step_time if step_time > 0 else math.nan
-last_loss = float(rows["loss"].iloc[-1])
+# The final loss: the mean loss of the last epoch (train.jsonl); train.log alone may hold only step 1 of a short run.
+jsonl = run_dir / "train.jsonl"
+records = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()] if jsonl.exists() else []
+epoch_records = [r for r in records if r.get("kind") == "epoch"]
+if epoch_records:
+    last_loss = float(epoch_records[-1]["loss"])
+    loss_how = f"mean loss of epoch {epoch_records[-1]['epochs_done']}, train.jsonl"
+else:
+    last_loss = float(rows["loss"].iloc[-1])
+    loss_how = f"running mean at step {int(rows['step'].iloc[-1])}, the last logged step of train.log"
 lines = [
     "Network = GRU4Rec_for_TensorFlow (gru4rec kit)",
     "RankSize = 1",
@@ -80,6 +89,6 @@ lines = [
 (device_dir / f"GRU4Rec_bs{batch_size}_1p_perf.log").write_text("\n".join(lines) + "\n")
 print(f"Mean step time : {step_time * 1000:.3f} ms ({how})")
 print(f"Events per second : {events_per_s:.1f} (batch {batch_size} x steps per second; tail lanes counted as full)")
-print(f"Final loss : {last_loss:.6f} (running mean of the last logged epoch)")
+print(f"Final loss : {last_loss:.6f} ({loss_how})")
 PY
 echo "Log : $log_file"
