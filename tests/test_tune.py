@@ -228,3 +228,13 @@ def test_resuming_with_other_fixed_settings_or_space_is_refused(tiny_tr, tmp_pat
         tune(*tiny_tr, space[:1], tmp_path / "study", base=base, n_trials=2, progress=False)
     with pytest.raises(ValueError, match="metric"):
         tune(*tiny_tr, space, tmp_path / "study", base=base, n_trials=2, metric="recall@20", progress=False)
+
+
+def test_train_params_file_errors_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "best.json"
+    bad.write_text('{"learning_rate": 0.1, "units": 3}')
+    args = ["train", "--train", str(TINY / "rsc15_train_tr.txt"), "--out", str(tmp_path / "run"), "--params", str(bad)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"gru4rec train: error: {bad}: unknown hyperparameter 'units'") and "\n" not in err
+    assert not (tmp_path / "run").exists()
