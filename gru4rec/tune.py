@@ -15,6 +15,7 @@ and ``n_trials`` counts the finished trials of the whole study, not of this call
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import math
@@ -190,6 +191,26 @@ def requeue_interrupted(study) -> int:
     return len(stale)
 
 
+def check_same_study(study, base: Config, space: Sequence[Parameter], metric: str) -> None:
+    """Record the fixed settings, the space and the metric in a new study; on a resumed one, raise ValueError when
+    they differ from the recorded ones (trials of two different searches must not mix)."""
+    current = {"base_config": base.to_dict(), "space": [dataclasses.asdict(p) for p in space], "metric": metric}
+    current = json.loads(json.dumps(current))  # tuples as lists, as stored
+    recorded = study.user_attrs
+    differs = [key for key, value in current.items() if key in recorded and recorded[key] != value]
+    if differs:
+        details = "; ".join(
+            f"{key}: " + (", ".join(f"{name}={recorded[key][name]!r} (study) != {value!r} (now)"
+                                    for name, value in current[key].items() if recorded[key].get(name) != value)
+                          if key == "base_config" else f"{recorded[key]!r} (study) != {current[key]!r} (now)")
+            for key in differs
+        )  # fmt: skip
+        raise ValueError(f"the study in this folder was made with other settings ({details}); use another --out")
+    for key, value in current.items():
+        if key not in recorded:
+            study.set_user_attr(key, value)
+
+
 @dataclass
 class TuneResult:
     """What :func:`tune` leaves behind (all of it also in ``out_dir``)."""
@@ -281,7 +302,7 @@ def tune(
         raise ValueError("valid_data must use the training item map (SessionData.from_frame(df, item_map=...))")
     out_dir = Path(out_dir)
     study = load_study(out_dir, seed=seed, n_startup_trials=n_startup_trials)
-    study.set_user_attr("metric", metric)
+    check_same_study(study, base, space, metric)
     requeue_interrupted(study)
     done_before = len(finished_trials(study))
     left = max(n_trials - done_before, 0)

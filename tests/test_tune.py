@@ -216,3 +216,25 @@ def test_tune_command_end_to_end(tmp_path, capsys):
     assert summary["metric"] == "recall@20" and summary["n_finished"] == 2
     assert main(args[:-1] + ["--space", str(tmp_path / "nope.json")]) == 2
     assert "no such parameter-space file" in capsys.readouterr().err
+
+
+def test_resuming_with_other_fixed_settings_or_space_is_refused(tiny_tr, tmp_path):
+    space = read_space(write_space(tmp_path / "space.json", SPACE_LINES))
+    base = Config.preset("official", **{**SMALL_MODEL, "n_epochs": 1})
+    tune(*tiny_tr, space, tmp_path / "study", base=base, n_trials=1, progress=False)
+    with pytest.raises(ValueError, match=r"other settings \(base_config: n_sample=32 \(study\) != 64 \(now\)\)"):
+        tune(*tiny_tr, space, tmp_path / "study", base=base.with_overrides(n_sample=64), n_trials=2, progress=False)
+    with pytest.raises(ValueError, match="space"):
+        tune(*tiny_tr, space[:1], tmp_path / "study", base=base, n_trials=2, progress=False)
+    with pytest.raises(ValueError, match="metric"):
+        tune(*tiny_tr, space, tmp_path / "study", base=base, n_trials=2, metric="recall@20", progress=False)
+
+
+def test_train_params_file_errors_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "best.json"
+    bad.write_text('{"learning_rate": 0.1, "units": 3}')
+    args = ["train", "--train", str(TINY / "rsc15_train_tr.txt"), "--out", str(tmp_path / "run"), "--params", str(bad)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"gru4rec train: error: {bad}: unknown hyperparameter 'units'") and "\n" not in err
+    assert not (tmp_path / "run").exists()
