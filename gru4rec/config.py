@@ -250,8 +250,11 @@ def _official_param_file(loss: str, layers: int, batch_size: int, dropout_p_embe
     """A preset from an official ``paramfiles/*_best.py`` (identical in the TF and PyTorch repositories): shared
     embedding, 2048 extra negatives, 10 epochs, the official optimizer (Adagrad with the file's momentum)."""
     xe = loss == "cross-entropy"
+    # elu_param is read by BPR-max only; the cross-entropy files' 0 is left out, so that a loss switched on top of
+    # them (the playground) keeps the class default ELU(0.5).
+    extra = {} if xe else dict(elu_param=elu_param)
     return dict(
-        loss=loss, constrained_embedding=True, embedding=0, elu_param=elu_param, layers=(layers,), n_epochs=10,
+        **extra, loss=loss, constrained_embedding=True, embedding=0, layers=(layers,), n_epochs=10,
         batch_size=batch_size, dropout_p_embed=dropout_p_embed, dropout_p_hidden=dropout_p_hidden,
         learning_rate=learning_rate, momentum=momentum, n_sample=2048, sample_alpha=sample_alpha, bpreg=bpreg,
         logq=logq, optimizer="adagrad", final_act="softmax" if xe else None,

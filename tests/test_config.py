@@ -37,6 +37,8 @@ def test_every_official_param_file_is_a_preset_under_its_name(name):
     cfg = Config.preset(name)
     expected = OFFICIAL_PARAM_FILES[name]
     for key, value in expected.items():
+        if key == "elu_param" and cfg.loss == "cross-entropy":
+            continue  # read by BPR-max only; the preset keeps the class default (see config._official_param_file)
         got = list(cfg.layers) if key == "layers" else getattr(cfg, key)
         assert got == value, (name, key, got, value)
     assert cfg.constrained_embedding and cfg.embedding == 0 and cfg.n_epochs == 10 and cfg.n_sample == 2048

@@ -62,7 +62,7 @@ def test_incomplete_output_names_what_is_missing():
 def test_parameter_string_in_the_official_form():
     params = official_runs.params_from_config(Config.preset("official"), n_epochs=3)
     text = official_runs.parameter_string(params)
-    assert text.startswith("loss=cross-entropy,constrained_embedding=True,embedding=0,elu_param=0.0,layers=100,")
+    assert text.startswith("loss=cross-entropy,constrained_embedding=True,embedding=0,elu_param=0.5,layers=100,")
     assert "n_epochs=3,batch_size=32,dropout_p_embed=0.0,dropout_p_hidden=0.4,learning_rate=0.2" in text
     assert text.endswith("momentum=0.2,n_sample=2048,sample_alpha=0.5,bpreg=0.0,logq=1.0")
     assert official_runs.parameter_string({"layers": [100, 50]}) == "layers=100/50"
