@@ -123,21 +123,21 @@ def jupyter_command(
     open_browser: bool = True,
     extra: Sequence[str] = (),
 ) -> tuple:
-    """``(argv, token)`` of the JupyterLab server over ``lab_dir``: this environment's ``jupyter lab`` on
-    127.0.0.1 (``port``: that port and no other; None: Jupyter's 8888 or the next free one), with ``token`` (a
-    random one by default), ``--allow-root`` only as root, then ``extra`` (more ``jupyter lab`` options)."""
+    """``(argv, env)`` of the JupyterLab server over ``lab_dir``: this environment's ``jupyter lab`` on
+    127.0.0.1 (``port``: that port and no other; None: Jupyter's 8888 or the next free one), ``--allow-root`` only
+    as root, then ``extra`` (more ``jupyter lab`` options). ``env`` holds what to add to the environment: the
+    access token (``JUPYTER_TOKEN``: ``token``, a random one by default; not in ``argv``, which other users of the
+    machine can read) and ``TF_CPP_MIN_LOG_LEVEL`` for the kernels unless already set."""
     jupyter = Path(sys.executable).parent / "jupyter"
     if not jupyter.exists():
         raise FileNotFoundError(f"{jupyter}: JupyterLab is not installed in this environment (bash ci/setup_env.sh)")
-    token = token or secrets.token_hex(24)
-    argv = [
-        str(jupyter), "lab", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={Path(lab_dir).resolve()}",
-    ]  # fmt: skip
+    env = {"JUPYTER_TOKEN": token or secrets.token_hex(24),
+           "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "1")}  # fmt: skip
+    argv = [str(jupyter), "lab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={Path(lab_dir).resolve()}"]
     if port is not None:
         argv += [f"--ServerApp.port={int(port)}", "--ServerApp.port_retries=0"]
     if not open_browser:
         argv.append("--no-browser")
     if running_as_root():
         argv.append("--allow-root")  # jupyter refuses to start as root otherwise (containers)
-    return [*argv, *extra], token
+    return [*argv, *extra], env

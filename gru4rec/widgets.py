@@ -4,6 +4,8 @@ The functions do the work and are what the tests and papermill run:
 
 - :class:`Controls` holds the values of the playground's controls; :func:`make_config` turns them into a
   :class:`gru4rec.config.Config` (the official RSC15 setting of Hidasi's code, with the controls applied);
+  :func:`controls_for_loss` moves the controls that go with a loss (learning rate, momentum, ``bpreg``, final
+  activation, dropouts) to the settings of :mod:`gru4rec.loss_settings`, as the loss control does in the UI;
 - :func:`load_playground_data` loads a data preset once per kernel with its yardsticks: the baselines of
   :mod:`gru4rec.baselines` and the Bayes ceiling of the synthetic data (:meth:`PresetFiles.ceiling`);
 - :func:`run_experiment` trains one model (:func:`gru4rec.train.train`), evaluates it on the test split
@@ -138,12 +140,19 @@ def controls_for_loss(loss: str, base: Optional[Controls] = None, **changes: Any
     return (base or Controls()).replace(loss=loss, **moved, **{k: v for k, v in changes.items() if v is not None})
 
 
+_CONTROL_LABELS = {
+    "learning_rate": "learning rate", "final_act": "final activation", "dropout_embed": "dropout (embed)",
+    "dropout": "dropout (hidden)",
+}  # fmt: skip
+
+
 def describe_loss_settings(loss: str) -> str:
     """One line: the starting values of ``loss``'s controls and where they come from."""
     settings = loss_settings(loss)
-    values = ", ".join(f"{control.replace('_', ' ')} {settings[name]:g}" if isinstance(settings[name], float)
-                       else f"{control.replace('_', ' ')} {settings[name]}" for control, name in LOSS_CONTROLS.items())
-    return f"{loss}: {values} (from {LOSS_SETTINGS_SOURCE[loss]})"
+    values = ", ".join(f"{_CONTROL_LABELS.get(control, control)} {settings[name]:g}"
+                       if isinstance(settings[name], float) else f"{_CONTROL_LABELS.get(control, control)} "
+                       f"{settings[name]}" for control, name in LOSS_CONTROLS.items())  # fmt: skip
+    return f"{loss}: {values}; source: {LOSS_SETTINGS_SOURCE[loss]}"
 
 
 def make_config(controls: Union[Controls, Mapping[str, Any]], **overrides: Any) -> Config:

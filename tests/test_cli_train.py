@@ -82,7 +82,8 @@ def test_seed_train_then_evaluate(tmp_path, capsys, monkeypatch):
     captured = capsys.readouterr()
     assert "Epoch 0 Step 1\tlr: 0.001000\tloss: " in captured.out and "Each Step time is:" in captured.out
     assert "DROPPING" in captured.err
-    assert read_log(tmp_path / "checkpoint" / "train.log")["step"].iloc[0] == 1
+    assert read_log(tmp_path / "runs" / "seed" / "train.log")["step"].iloc[0] == 1  # the default run folder
+    assert not (tmp_path / "checkpoint").exists()  # not the seed's ./checkpoint in the working folder
     assert main(["seed", f"--data_dir={data}", "--train=0", "--test=0", "--size=20"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Recall@20: ") and "MRR@20: " in out

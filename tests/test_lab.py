@@ -58,14 +58,15 @@ def test_a_data_folder_that_is_not_the_link_is_refused(tmp_path) -> None:
 @pytest.mark.parametrize("root", [True, False])
 def test_jupyter_command_listens_on_localhost_with_a_token(tmp_path, monkeypatch, root: bool) -> None:
     monkeypatch.setattr(lab, "running_as_root", lambda: root)
-    argv, token = lab.jupyter_command(tmp_path, extra=["--LabApp.x=1"])
+    argv, env = lab.jupyter_command(tmp_path, extra=["--LabApp.x=1"])
+    token = env["JUPYTER_TOKEN"]
     assert argv[0].endswith("jupyter") and argv[1] == "lab" and len(token) >= 32
-    assert "--ServerApp.ip=127.0.0.1" in argv and f"--IdentityProvider.token={token}" in argv
+    assert "--ServerApp.ip=127.0.0.1" in argv and not any(token in a for a in argv)  # not visible in ps
     assert f"--ServerApp.root_dir={tmp_path.resolve()}" in argv and argv[-1] == "--LabApp.x=1"
     assert ("--allow-root" in argv) == root
     assert not any(a.startswith("--ServerApp.port=") for a in argv)
     fixed, same = lab.jupyter_command(tmp_path, port=9123, token="t0k", open_browser=False)
-    assert same == "t0k" and "--ServerApp.port=9123" in fixed and "--ServerApp.port_retries=0" in fixed
+    assert same["JUPYTER_TOKEN"] == "t0k" and "--ServerApp.port=9123" in fixed and "--ServerApp.port_retries=0" in fixed
     assert "--no-browser" in fixed
 
 

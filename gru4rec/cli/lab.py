@@ -22,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="replace this notebook of the working copy with the original (repeatable)")  # fmt: skip
     parser.add_argument("--port", type=int, metavar="N",
                         help="listen on this port only (default: 8888, or the next free one)")  # fmt: skip
-    parser.add_argument("--token", metavar="TOKEN", help="the access token (default: a random one, printed)")
+    parser.add_argument("--token", metavar="TOKEN",
+                        help="the access token (default: a random one; JupyterLab prints its address with it)")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser window")
     parser.add_argument("--prepare-only", action="store_true",
                         help="create or complete the working copy (and apply --reset), then exit")  # fmt: skip
@@ -48,10 +49,10 @@ def run(args: argparse.Namespace) -> int:
           f"results go to {copy.root / 'build'}")  # fmt: skip
     if args.prepare_only:
         return 0
-    argv, token = jupyter_command(copy.root, port=args.port, token=args.token, open_browser=not args.no_browser,
-                                  extra=args.jupyter_args)  # fmt: skip
-    print(f"starting JupyterLab on 127.0.0.1 (token {token}); stop it with Ctrl+C", flush=True)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    argv, extra_env = jupyter_command(copy.root, port=args.port, token=args.token,
+                                      open_browser=not args.no_browser, extra=args.jupyter_args)  # fmt: skip
+    print("starting JupyterLab on 127.0.0.1 (its address with the token follows); stop it with Ctrl+C", flush=True)
+    env = {**os.environ, **extra_env}
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(argv[0], argv, env)  # the server replaces this process: signals and its exit code are its own
