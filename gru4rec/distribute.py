@@ -25,30 +25,47 @@ samples: a few integers per lane), so:
   summation order (tested: ``tests/test_distribute.py``). Dropout masks are drawn per replica for its lanes, so
   with dropout the runs are statistically, not numerically, the same.
 
-One update per ``strategy.run``. On TF 2.21 a replica-context ``all_reduce`` inside a ``tf.range`` loop raises
-"merge_call called while defining a new graph or a tf.function … control flow statement" with both
-``MirroredStrategy`` and ``MultiWorkerMirroredStrategy``, so the single-device trainer's in-graph chunk loop cannot
-hold the all-reduce. In distributed mode each window (one optimizer update: one step for BP, ``bptt_steps`` steps for
-BPTT) is one ``tf.function`` call running ``strategy.run``; the chunk's per-step tensors are still prepared once per
-chunk. This costs a host round trip per update (measured in the tests' output and in ``docs/devices.md``).
+One ``strategy.run`` per update, many updates per call. The trainer's chunk function (``Trainer._run_chunk``, one
+``tf.function`` call per chunk) runs its ``tf.range`` loop in the *cross-replica* context and calls
+``strategy.run`` once per window inside it (as Keras does for ``steps_per_execution``); the all-reduce sits inside
+the replica function, not around a loop inside it (a replica-context ``all_reduce`` inside a ``tf.range`` loop of
+the replica function fails on TF 2.21: "merge_call called while defining a new graph or a tf.function … control
+flow statement"). The GRU state travels through the loop as per-replica values. So data-parallel training makes
+one host call per chunk, like one device; the seed-era version made one call per update (10-16 ms/step on CPU).
+
+The trainer does not know about ``tf.distribute``: it asks a *replica layout* (:class:`OneDevice` or
+:class:`DataParallel`, both here) for this replica's lanes, the column order, the all-reduce and how to run a
+window. ``gru4rec.train`` imports this module; this module imports nothing of the trainer (no import circle).
+
+Multi-worker start-up: ``MultiWorkerMirroredStrategy()`` blocks until every worker of ``TF_CONFIG`` has started,
+inside TensorFlow's C++ code, where Python's signal handlers never run. :func:`make_strategy` therefore waits
+under a watchdog (:func:`peer_watchdog`): SIGTERM and SIGINT end the process at once, and after
+``GRU4REC_CONNECT_TIMEOUT`` seconds (default 120) it stops with a message naming the workers it could not reach.
+TensorFlow's gRPC server listens on all interfaces whatever ``TF_CONFIG`` says: run multi-worker training on a
+trusted network only.
 
 Mixed precision and loss scaling work as on one device; the gradients are all-reduced before the finite check, so
 every replica skips the same steps.
 """
 
+
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from typing import Any, Optional
+import signal
+import socket
+import sys
+import threading
+from typing import Callable, Iterator, Optional, Sequence
 
-import numpy as np
 import tensorflow as tf
 
-from gru4rec.config import Config
-from gru4rec.train import Trainer
-
 STRATEGIES = ("none", "mirrored", "multiworker")
+CONNECT_TIMEOUT_ENV = "GRU4REC_CONNECT_TIMEOUT"
+DEFAULT_CONNECT_TIMEOUT_S = 120.0
+TIMEOUT_EXIT_CODE = 2
 
 
 class DistributeError(ValueError):
@@ -61,9 +78,111 @@ def local_devices() -> list:
     return [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
 
 
+def connect_timeout() -> float:
+    """Seconds a worker waits for the others at start-up: ``GRU4REC_CONNECT_TIMEOUT`` (default 120)."""
+    raw = os.environ.get(CONNECT_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_CONNECT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise DistributeError(f"{CONNECT_TIMEOUT_ENV} must be a positive number of seconds; got {raw!r}")
+    return value
+
+
+def parse_tf_config(raw: str) -> tuple:
+    """``(workers, index)`` of a ``TF_CONFIG`` string; :class:`DistributeError` naming what is wrong."""
+    if not raw:
+        raise DistributeError(
+            "--distribute multiworker needs TF_CONFIG describing the cluster, e.g. "
+            '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
+        )
+    try:
+        tf_config = json.loads(raw)
+        workers = [str(w) for w in tf_config["cluster"]["worker"]]
+        index = int(tf_config["task"]["index"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise DistributeError(f"TF_CONFIG is not a valid cluster description ({error}): {raw[:200]}") from None
+    if not 0 <= index < len(workers):
+        raise DistributeError(f"TF_CONFIG task index {index} is not a worker of {workers}")
+    for address in workers:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise DistributeError(f"TF_CONFIG worker {address!r} is not host:port")
+    return workers, index
+
+
+def unreachable_workers(workers: Sequence[str], index: int, timeout_s: float = 1.0) -> list:
+    """``[(i, "host:port"), ...]`` of the other workers whose port does not accept a TCP connection now."""
+    missing = []
+    for i, address in enumerate(workers):
+        if i == index:
+            continue
+        host, _, port = address.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+                pass
+        except OSError:
+            missing.append((i, address))
+    return missing
+
+
+def _on_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def peer_watchdog(
+    workers: Sequence[str],
+    index: int,
+    timeout_s: float,
+    exit_process: Callable[[int], None] = os._exit,
+    stream=None,
+) -> Iterator[None]:
+    """Guard a block that waits for the other workers inside TensorFlow's C++ code (where Python never runs its
+    signal handlers): SIGTERM and SIGINT get their default action (the process ends at once), and when the block
+    has not finished after ``timeout_s`` seconds a one-line error naming the workers whose port does not answer is
+    written to stderr and the process exits with status 2 (``exit_process``; it cannot raise into the blocked
+    thread). Both are restored when the block ends."""
+    done = threading.Event()
+    stream = stream or sys.stderr
+
+    def watch() -> None:
+        if done.wait(timeout_s):
+            return
+        missing = unreachable_workers(workers, index)
+        if missing:
+            who = ", ".join(f"worker {i} ({address})" for i, address in missing)
+            what = f"{who} did not answer"
+        else:
+            what = "every worker's port answers, but not all of them joined"
+        stream.write(
+            f"gru4rec: error: --distribute multiworker (TF_CONFIG task {index} of {len(workers)}): {what} within "
+            f"{timeout_s:g} s; start the same command on every worker of TF_CONFIG, or raise {CONNECT_TIMEOUT_ENV}\n"
+        )
+        stream.flush()
+        exit_process(TIMEOUT_EXIT_CODE)
+
+    previous = {}
+    if _on_main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, signal.SIG_DFL)
+    thread = threading.Thread(target=watch, name="gru4rec-peer-watchdog", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def make_strategy(kind: str, devices: Optional[list] = None):
     """The ``tf.distribute`` strategy for ``--distribute kind`` (None for ``none``). Create it before other TF
-    work (``MultiWorkerMirroredStrategy`` configures the runtime's collectives)."""
+    work (``MultiWorkerMirroredStrategy`` configures the runtime's collectives); for ``multiworker`` it waits for
+    the other workers under :func:`peer_watchdog` (``GRU4REC_CONNECT_TIMEOUT`` seconds)."""
     if kind not in STRATEGIES:
         raise DistributeError(f"--distribute must be one of {', '.join(STRATEGIES)}; got {kind!r}")
     if kind == "none":
@@ -77,112 +196,124 @@ def make_strategy(kind: str, devices: Optional[list] = None):
                 "TensorFlow starts"
             )
         return tf.distribute.MirroredStrategy(devices)
-    raw = os.environ.get("TF_CONFIG", "")
-    if not raw:
-        raise DistributeError(
-            "--distribute multiworker needs TF_CONFIG describing the cluster, e.g. "
-            '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
-        )
-    try:
-        tf_config = json.loads(raw)
-        workers = tf_config["cluster"]["worker"]
-        index = int(tf_config["task"]["index"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise DistributeError(f"TF_CONFIG is not a valid cluster description ({error}): {raw[:200]}") from None
-    if not 0 <= index < len(workers):
-        raise DistributeError(f"TF_CONFIG task index {index} is not a worker of {workers}")
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    workers, index = parse_tf_config(os.environ.get("TF_CONFIG", ""))
+    timeout_s = connect_timeout()
+    with peer_watchdog(workers, index, timeout_s):
+        return tf.distribute.MultiWorkerMirroredStrategy()
 
 
-class DistributedTrainer(Trainer):
-    """A :class:`gru4rec.train.Trainer` whose lanes are split across the replicas of ``strategy``."""
+# --------------------------------------------------------------------------------------------- replica layouts
+class OneDevice:
+    """The trainer's replica layout on one device: every lane, no all-reduce, windows called directly."""
 
-    def __init__(self, config: Config, n_items: int, item_counts: np.ndarray, strategy, kind: str, **kwargs: Any):
+    n_replicas = 1
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+    def lanes(self, t: tf.Tensor, axis: int = 1) -> tf.Tensor:
+        """This replica's lanes of a ``(…, B, …)`` tensor: all of them."""
+        return t
+
+    def columns(self, t: tf.Tensor) -> tf.Tensor:
+        """Score columns ``(…, B + n_sample)`` in this replica's order: unchanged."""
+        return t
+
+    def all_reduce(self, values, max_rows: Optional[int] = None):
+        """The sum over the replicas: the values themselves. (``max_rows``: a bound on dynamic first dimensions.)"""
+        return values
+
+    def run(self, fn: Callable, args: tuple):
+        """Run one window: ``fn(*args)``."""
+        return fn(*args)
+
+    def local(self, value):
+        """A window's result as a plain tensor."""
+        return value
+
+    def initial_state(self, layer_sizes: Sequence[int], batch: int) -> list:
+        """Zero GRU states ``[(B, units), ...]``."""
+        return [tf.zeros((batch, n), tf.float32) for n in layer_sizes]
+
+    def ran_on(self, state) -> str:
+        return state[0].device
+
+    def info(self, updates_per_call: int) -> dict:
+        return {"strategy": "none"}
+
+
+class DataParallel(OneDevice):
+    """Lanes split across the replicas of ``strategy`` (module docstring): ``batch_size / n_replicas`` lanes each."""
+
+    def __init__(self, strategy, kind: str, batch_size: int, n_sample: int):
         self.strategy = strategy
         self.kind = kind
         self.n_replicas = int(strategy.num_replicas_in_sync)
-        if config.batch_size % self.n_replicas:
+        if batch_size % self.n_replicas:
             raise DistributeError(
-                f"batch_size {config.batch_size} does not split into {self.n_replicas} replicas; use a multiple of "
+                f"batch_size {batch_size} does not split into {self.n_replicas} replicas; use a multiple of "
                 f"{self.n_replicas}"
             )
-        self.local_batch = config.batch_size // self.n_replicas
-        with strategy.scope():
-            super().__init__(config, n_items, item_counts, **kwargs)
-        self.run_chunk = self._run_chunk_distributed
-        self._prepare = tf.function(self._prepare_chunk)
-        self._update = tf.function(self._update_distributed)
+        self.batch = int(batch_size)
+        self.n_sample = int(n_sample)
+        self.local_batch = self.batch // self.n_replicas
 
-    def distribute_info(self) -> dict:
+    def scope(self):
+        return self.strategy.scope()
+
+    def _replica(self) -> tf.Tensor:
+        return tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int32)
+
+    def lanes(self, t: tf.Tensor, axis: int = 1) -> tf.Tensor:
+        start = self._replica() * self.local_batch
+        return tf.gather(t, tf.range(start, start + self.local_batch), axis=axis)
+
+    def columns(self, t: tf.Tensor) -> tf.Tensor:
+        """Own lanes' targets first (the losses take column i as lane i's positive), then the others, then the
+        shared samples."""
+        batch = self.batch
+        order = tf.concat([(tf.range(batch) + self._replica() * self.local_batch) % batch,
+                           tf.range(batch, batch + self.n_sample)], axis=0)  # fmt: skip
+        return tf.gather(t, order, axis=1)
+
+    def all_reduce(self, values, max_rows: Optional[int] = None):
+        """Sum over the replicas. Tensors whose first dimension is not static (rows of ``tf.unique``) are padded
+        with zero rows to ``max_rows`` for the collective and cut back after it: TensorFlow resolves a collective
+        inside the in-graph loop once, with the shape of its first run, so every run must have that shape."""
+        values = list(values)
+        rows = [None if v.shape.rank == 0 or v.shape[0] is not None else tf.shape(v)[0] for v in values]
+        padded = []
+        for v, n in zip(values, rows):
+            if n is not None:
+                if max_rows is None:
+                    raise ValueError("all_reduce of a tensor with a dynamic first dimension needs max_rows")
+                v = tf.pad(v, [[0, max_rows - n]] + [[0, 0]] * (v.shape.rank - 1))
+                v = tf.ensure_shape(v, [max_rows] + v.shape.as_list()[1:])
+            padded.append(v)
+        summed = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, padded)
+        return [v if n is None else v[:n] for v, n in zip(summed, rows)]
+
+    def run(self, fn: Callable, args: tuple):
+        return self.strategy.run(fn, args=args)
+
+    def local(self, value):
+        return self.strategy.experimental_local_results(value)[0]
+
+    def initial_state(self, layer_sizes: Sequence[int], batch: int) -> list:
+        # Made by ``strategy.run`` so that it has the type the loop's windows return (per-replica values with several
+        # local replicas, plain tensors with one, as on each worker of a multi-worker run).
+        zeros = [tf.zeros((self.local_batch, n), tf.float32) for n in layer_sizes]
+        return list(self.strategy.run(lambda: [tf.identity(z) for z in zeros]))
+
+    def ran_on(self, state) -> str:
+        return self.local(state[0]).device
+
+    def info(self, updates_per_call: int) -> dict:
         return {
             "strategy": self.kind,
             "class": type(self.strategy).__name__,
             "replicas": self.n_replicas,
             "lanes_per_replica": self.local_batch,
             "devices": list(self.strategy.extended.worker_devices),
-            "updates_per_call": 1,
+            "updates_per_call": int(updates_per_call),
         }
-
-    # ----------------------------------------------------------------------------------- the hooks of Trainer
-    def _lanes(self, t: tf.Tensor, axis: int = 1) -> tf.Tensor:
-        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        start = tf.cast(replica, tf.int32) * self.local_batch
-        return tf.gather(t, tf.range(start, start + self.local_batch), axis=axis)
-
-    def _columns(self, t: tf.Tensor) -> tf.Tensor:
-        replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int32)
-        batch = self.batch
-        order = tf.concat([(tf.range(batch) + replica * self.local_batch) % batch,
-                           tf.range(batch, batch + self.n_sample)], axis=0)  # fmt: skip
-        return tf.gather(t, order, axis=1)
-
-    def _all_reduce(self, grads: list) -> list:
-        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
-
-    def _initial_state(self):
-        units = self.model.layer_sizes
-        return [
-            self.strategy.experimental_distribute_values_from_function(
-                lambda _ctx, n=n: tf.zeros((self.local_batch, n), tf.float32)
-            )
-            for n in units
-        ]
-
-    def _ran_on(self, state) -> str:
-        return self.strategy.experimental_local_results(state[0])[0].device
-
-    # ----------------------------------------------------------------------------------- one update per call
-    def _prepare_chunk(self, inputs, targets, resets, valid, samples):
-        k, batch, n_sample = self.k, self.batch, self.n_sample
-        n_win = self.chunk // k
-        hyper, seeds, keep, (row_mask, col_mask, col_bias) = self._chunk_inputs(resets, valid)
-        items = tf.reshape(tf.concat([inputs, targets, samples], axis=1), [n_win, k, 2 * batch + n_sample])
-        floats = tf.concat([keep[..., 0], row_mask, col_mask, col_bias], axis=-1)
-        return items, floats, seeds, hyper
-
-    def _replica_window(self, items, floats, seeds, hyper, state):
-        batch, n_sample = self.batch, self.n_sample
-        n_cols = batch + n_sample
-        x, y, smp = tf.split(items, [batch, batch, n_sample], axis=1)
-        keep_w, rows_w, cols_w, bias_w = tf.split(floats, [batch, batch, n_cols, n_cols], axis=1)
-        state, sums = self._window(x, y, keep_w[..., tf.newaxis], (rows_w, cols_w, bias_w), smp, seeds, hyper, state)
-        sums = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, sums)
-        return state, sums
-
-    def _update_distributed(self, items, floats, seeds, hyper, state):
-        return self.strategy.run(self._replica_window, args=(items, floats, seeds, hyper, list(state)))
-
-    def _run_chunk_distributed(self, inputs, targets, resets, valid, samples, n_windows, state):
-        items, floats, seeds, hyper = self._prepare(inputs, targets, resets, valid, samples)
-        losses = []
-        for w in range(int(n_windows)):
-            state, sums = self._update(items[w], floats[w], seeds[w], hyper[w], state)
-            losses.append(self.strategy.experimental_local_results(sums)[0])
-        return list(state), tf.concat(losses, axis=0)
-
-
-def make_distributed_trainer(config: Config, n_items: int, item_counts: np.ndarray, strategy=None, **kwargs):
-    """A :class:`DistributedTrainer` for ``config.distribute`` (``strategy``: one made by :func:`make_strategy`)."""
-    kwargs.pop("choice", None)
-    strategy = strategy or make_strategy(config.distribute)
-    return DistributedTrainer(config, n_items, item_counts, strategy, config.distribute, **kwargs)

@@ -40,6 +40,7 @@ import tensorflow as tf
 from gru4rec import run_folder as _run_folder
 from gru4rec.batching import epoch_batches
 from gru4rec.config import Config
+from gru4rec.distribute import DataParallel, OneDevice, make_strategy
 from gru4rec.io import atomic_write
 from gru4rec.losses import (
     cross_entropy_over_unique,
@@ -188,7 +189,16 @@ class Trainer:
         model: Optional[GRU4RecModel] = None,
         max_steps_per_epoch: Optional[int] = None,
         policy: Optional[PrecisionPolicy] = None,
+        parallel: Optional[OneDevice] = None,
     ):
+        """``parallel``: the replica layout (``gru4rec.distribute``): :class:`OneDevice` (default) or a
+        :class:`DataParallel` over a ``tf.distribute`` strategy, whose scope then holds every variable."""
+        self.parallel = parallel or OneDevice()
+        with self.parallel.scope():
+            self._build(config, n_items, item_counts, model, max_steps_per_epoch, policy)
+        self.run_chunk = tf.function(self._run_chunk)
+
+    def _build(self, config, n_items, item_counts, model, max_steps_per_epoch, policy) -> None:
         self.config = config
         # CPU and GPU policies compute alike; on the NPU pass the policy of the opened device (``train`` does).
         self.policy = policy or get_policy(config.precision, "cpu")
@@ -220,7 +230,6 @@ class Trainer:
         )
         # float16 only: a dynamic loss scale (checkpointed); a step whose gradients overflow is skipped.
         self.loss_scale = self.policy.new_loss_scale()
-        self.run_chunk = tf.function(self._run_chunk)
 
     def checkpoint(self) -> tf.train.Checkpoint:
         parts = dict(model=self.model, optimizer=self.optimizer, sampler=self.sampler.state, progress=self.progress)
@@ -228,18 +237,9 @@ class Trainer:
             parts["loss_scale"] = self.loss_scale
         return tf.train.Checkpoint(**parts)
 
-    # Data-parallel hooks (``gru4rec.distribute`` overrides them): this replica's lanes of a (…, B, …) tensor, and
-    # the sum of a list of gradients over the replicas. On one device: everything, and the gradients themselves.
-    def _lanes(self, t: tf.Tensor, axis: int = 1) -> tf.Tensor:
-        return t
-
-    def _all_reduce(self, grads: list) -> list:
-        return grads
-
-    def _columns(self, t: tf.Tensor) -> tf.Tensor:
-        """The score columns ``(…, B + n_sample)`` in this replica's order: its own lanes' targets first (the
-        losses take column i as lane i's positive). On one device: unchanged."""
-        return t
+    def distribute_info(self) -> dict:
+        """The data-parallel set-up for ``config.json`` (``{"strategy": "none"}`` on one device)."""
+        return self.parallel.info(self.chunk // self.k)
 
     # -------------------------------------------------------------------------------------------- in-graph
     def _window(self, x, y, keep, masks, smp, seeds, hyper, state):
@@ -261,8 +261,8 @@ class Trainer:
             n_real = tf.reduce_sum(tf.reduce_max(row_mask, axis=1))  # steps with a valid lane (all replicas)
         # x, y and the samples are the whole mini-batch on every replica (the item rows and the in-batch negatives
         # are the same everywhere); the forward pass runs on this replica's lanes only.
-        keep, row_mask = self._lanes(keep), self._lanes(row_mask)
-        col_mask, col_bias = self._columns(col_mask), self._columns(col_bias)
+        keep, row_mask = self.parallel.lanes(keep), self.parallel.lanes(row_mask)
+        col_mask, col_bias = self.parallel.columns(col_mask), self.parallel.columns(col_bias)
         ycols = tf.concat([y, smp], axis=1)  # (k, M)
         flat_y = tf.reshape(ycols, [-1])
         flat_x = tf.reshape(x, [-1])
@@ -272,8 +272,8 @@ class Trainer:
             # of them (no dynamic slice: its gradient is slow), but only the output rows' part is updated.
             uniq, seg = tf.unique(tf.concat([flat_y, flat_x], axis=0))
             n_out = tf.reduce_max(seg[: k * n_cols]) + 1
-            seg_y = self._columns(tf.reshape(seg[: k * n_cols], [k, n_cols]))
-            seg_x = self._lanes(tf.reshape(seg[k * n_cols :], [k, batch]))
+            seg_y = self.parallel.columns(tf.reshape(seg[: k * n_cols], [k, n_cols]))
+            seg_x = self.parallel.lanes(tf.reshape(seg[k * n_cols :], [k, batch]))
             table = tf.gather(model.Wy, uniq)
             bias = tf.gather(model.By, uniq)
             sources = [table, bias]
@@ -282,8 +282,8 @@ class Trainer:
         else:
             out_idx, seg_y = tf.unique(flat_y)
             in_idx, seg_x = tf.unique(flat_x)
-            seg_y = self._columns(tf.reshape(seg_y, [k, n_cols]))
-            seg_x = self._lanes(tf.reshape(seg_x, [k, batch]))
+            seg_y = self.parallel.columns(tf.reshape(seg_y, [k, n_cols]))
+            seg_x = self.parallel.lanes(tf.reshape(seg_x, [k, batch]))
             out_table = tf.gather(model.Wy, out_idx)
             bias = tf.gather(model.By, out_idx)
             in_table = tf.gather(model.input_table, in_idx)
@@ -291,7 +291,7 @@ class Trainer:
             sparse_rows = [(out_idx, out_table), (out_idx, bias), (in_idx, in_table)]
         adjust = None
         if self.logq_table is not None:
-            adjust = self._columns(tf.concat(
+            adjust = self.parallel.columns(tf.concat(
                 [tf.gather(self.logq_table, y), cfg.sample_alpha * tf.gather(self.logq_table, smp)], axis=1
             ))  # fmt: skip
         dense = model.dense_variables
@@ -342,7 +342,7 @@ class Trainer:
         # Gradients of gathered tables arrive as IndexedSlices over the unique rows; sum them into (n_unique, d).
         grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
         grads = [tf.zeros_like(src) if g is None else g for src, g in zip(sources + dense, grads)]
-        grads = self._all_reduce(grads)
+        grads = self.parallel.all_reduce(grads, max_rows=k * (n_cols + batch))  # bound on the unique rows
         if self.loss_scale is None:
             self._apply(grads, shared, uniq if shared else None, n_out if shared else None, sparse_rows, hyper)
         else:
@@ -398,7 +398,6 @@ class Trainer:
         Each window's inputs are packed into one int32 and one float32 tensor per chunk and picked with a single
         ``gather`` per window (a dynamic slice costs four ops per tensor inside the loop)."""
         k, batch, n_sample = self.k, self.batch, self.n_sample
-        n_cols = batch + n_sample
         n_win = self.chunk // k
         hyper, seeds, keep, (row_mask, col_mask, col_bias) = self._chunk_inputs(resets, valid)
         items = tf.reshape(tf.concat([inputs, targets, samples], axis=1), [n_win, k, 2 * batch + n_sample])
@@ -406,14 +405,24 @@ class Trainer:
         losses = tf.TensorArray(tf.float32, size=n_windows, element_shape=[k])
         state = list(state)
         for w in tf.range(n_windows):
-            x, y, smp = tf.split(tf.gather(items, w), [batch, batch, n_sample], axis=1)
-            keep_w, rows_w, cols_w, bias_w = tf.split(tf.gather(floats, w), [batch, batch, n_cols, n_cols], axis=1)
-            state, step_sums = self._window(
-                x, y, keep_w[..., tf.newaxis], (rows_w, cols_w, bias_w), smp, tf.gather(seeds, w),
-                tf.gather(hyper, w), state,
-            )  # fmt: skip
-            losses = losses.write(w, step_sums)
+            # One window at a time: collectives inside the loop must run in the same order on every replica.
+            tf.autograph.experimental.set_loop_options(parallel_iterations=1)
+            window = (tf.gather(items, w), tf.gather(floats, w), tf.gather(seeds, w), tf.gather(hyper, w), state)
+            state, step_sums = self.parallel.run(self._packed_window, window)
+            losses = losses.write(w, self.parallel.local(step_sums))
         return state, tf.reshape(losses.stack(), [-1])
+
+    def _packed_window(self, items, floats, seeds, hyper, state):
+        """One window from its packed inputs (items (k, 2B + n_sample) int32, floats (k, 2B + 2M)); on every
+        replica under a strategy. Returns the state and the steps' loss sums over all replicas' lanes."""
+        batch, n_sample = self.batch, self.n_sample
+        n_cols = batch + n_sample
+        x, y, smp = tf.split(items, [batch, batch, n_sample], axis=1)
+        keep_w, rows_w, cols_w, bias_w = tf.split(floats, [batch, batch, n_cols, n_cols], axis=1)
+        state, step_sums = self._window(
+            x, y, keep_w[..., tf.newaxis], (rows_w, cols_w, bias_w), smp, seeds, hyper, list(state)
+        )
+        return state, self.parallel.all_reduce([step_sums])[0]
 
     # -------------------------------------------------------------------------------------------- host side
     def lr_at_update(self, update: int) -> float:
@@ -423,10 +432,10 @@ class Trainer:
         return max(cfg.lr_floor, cfg.learning_rate * cfg.decay ** (update // cfg.decay_steps))
 
     def _initial_state(self) -> list:
-        return self.model.initial_state(self.batch)
+        return self.parallel.initial_state(self.model.layer_sizes, self.batch)
 
     def _ran_on(self, state) -> str:
-        return state[0].device
+        return self.parallel.ran_on(state)
 
     def run_epoch(
         self, data: SessionData, epoch: int, on_chunk: Optional[Callable] = None, max_steps: Optional[int] = None
@@ -611,8 +620,6 @@ def _train_locked(config, train_data, folder, valid_data, resume, cbs, progress,
     policy = get_policy(config.precision, choice.kind)
     strategy = None
     if config.distribute != "none":  # before other TF work: MultiWorkerMirroredStrategy configures collectives
-        from gru4rec.distribute import make_strategy
-
         strategy = make_strategy(config.distribute)
     # On one device ops go to the chosen device; under a strategy, the strategy places them on its replicas.
     scope = device_scope(choice) if strategy is None else contextlib.nullcontext()
@@ -625,12 +632,11 @@ def _train_locked(config, train_data, folder, valid_data, resume, cbs, progress,
 
 def _make_trainer(config: Config, train_data: SessionData, policy: PrecisionPolicy, strategy) -> Trainer:
     """A :class:`Trainer`, or a data-parallel one (``gru4rec.distribute``) under ``strategy``."""
-    kwargs = dict(max_steps_per_epoch=train_data.n_pairs, policy=policy)
-    if strategy is None:
-        return Trainer(config, train_data.n_items, train_data.item_counts, **kwargs)
-    from gru4rec.distribute import make_distributed_trainer
-
-    return make_distributed_trainer(config, train_data.n_items, train_data.item_counts, strategy=strategy, **kwargs)
+    parallel = None
+    if strategy is not None:
+        parallel = DataParallel(strategy, config.distribute, config.batch_size, config.n_sample)
+    return Trainer(config, train_data.n_items, train_data.item_counts, max_steps_per_epoch=train_data.n_pairs,
+                   policy=policy, parallel=parallel)  # fmt: skip
 
 
 def _train_on_device(config, train_data, run_dir, valid_data, resume, cbs, progress, choice, policy,
@@ -664,7 +670,7 @@ def _train_on_device(config, train_data, run_dir, valid_data, resume, cbs, progr
         "device": {"ran_on": None, **choice.as_dict(), "single_threaded_ops": single_threaded},
         "environment": environment,
         "precision": policy.as_dict(),
-        "distribute": trainer.distribute_info() if hasattr(trainer, "distribute_info") else {"strategy": "none"},
+        "distribute": trainer.distribute_info(),
     }
     folder.write_meta(meta)
     if not folder.items_path.exists():
