@@ -72,7 +72,7 @@ def test_seed_checks_everything_before_touching_the_run_and_sets_a_replaced_run_
     monkeypatch.chdir(tmp_path)
     seed = ["seed", f"--data_dir={TRAIN}", "--epoch=1", "--size=8", "--max_steps=30"]
     assert main(seed) == 0
-    run = tmp_path / "checkpoint"
+    run = tmp_path / "runs" / "seed"  # the default --checkpoint_dir
     before = sorted(p.relative_to(run) for p in run.rglob("*"))
     capsys.readouterr()
     assert main(seed[:-1] + ["--max_steps=0"]) == 2
