@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -101,8 +102,9 @@ def test_float16_with_loss_scaling_runs_and_checkpoints_the_scale(tiny, tmp_path
     key = next(name for name in names if name.startswith("loss_scale/scale"))
     scale = float(reader.get_tensor(key))
     assert 1.0 <= scale <= 2.0**15, scale
-    # no overflow skipped here: every window was an update (the scale 2**15 suits these small gradients)
-    assert result.updates == 80
+    # each overflow skips its update and halves the scale (no growth within 2,000 steps): at most a couple here
+    skipped = round(math.log2(2.0**15 / scale))
+    assert 0 <= skipped <= 2 and result.updates == 80 - skipped
     meta = json.loads((tmp_path / "fp16" / "config.json").read_text())
     assert meta["precision"]["compute_dtype"] == "float16" and meta["precision"]["loss_scale"]["initial_scale"] > 1
 
