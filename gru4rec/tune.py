@@ -69,6 +69,11 @@ class Parameter:
         return trial.suggest_categorical(self.name, list(self.values))
 
 
+def tidy(params: Mapping[str, Any]) -> dict:
+    """Floats rounded to 12 decimals: a stepped ``suggest_float`` gives e.g. 0.30000000000000004 for 0.3."""
+    return {name: round(value, 12) if isinstance(value, float) else value for name, value in params.items()}
+
+
 def parse_parameter(obj: Any, where: str) -> Parameter:
     """A :class:`Parameter` from one decoded line; ``where`` (``file:line``) prefixes every error."""
     if not isinstance(obj, dict):
@@ -249,7 +254,7 @@ class _EpochReporter(Callback):
 def run_trial(trial: Any, space: Sequence[Parameter], base: Config, train_data: SessionData,
               valid_data: SessionData, metric: str, run_dir: Path) -> float:  # fmt: skip
     """Train one trial's configuration into ``run_dir`` (removed afterwards) and return its last epoch's metric."""
-    params = {p.name: p.suggest(trial) for p in space}
+    params = tidy({p.name: p.suggest(trial) for p in space})
     config = base.with_overrides(**params)
     reporter = _EpochReporter(trial, metric)
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -265,10 +270,10 @@ def run_trial(trial: Any, space: Sequence[Parameter], base: Config, train_data: 
 def write_best(out_dir: Path, study, base: Config, metric: str) -> tuple:
     """Write ``best_params.json`` (Config overrides: the whole best configuration) and ``best_trial.json``."""
     best = study.best_trial
-    config = base.with_overrides(**best.params)
+    config = base.with_overrides(**tidy(best.params))
     with atomic_write(out_dir / BEST_PARAMS_FILE) as handle:
         handle.write(json.dumps(config.to_dict(), indent=2) + "\n")
-    summary = {"metric": metric, "value": best.value, "trial": best.number, "params": best.params,
+    summary = {"metric": metric, "value": best.value, "trial": best.number, "params": tidy(best.params),
                "n_finished": len(finished_trials(study))}  # fmt: skip
     with atomic_write(out_dir / BEST_TRIAL_FILE) as handle:
         handle.write(json.dumps(summary, indent=2) + "\n")
@@ -335,7 +340,7 @@ def tune(
     config, best = write_best(out_dir, study, base, metric)
     n_now = len(finished) - done_before
     n_pruned = sum(t.state.name == "PRUNED" for t in finished)
-    return TuneResult(out_dir, metric, float(best.value), dict(best.params), config, best.number, len(finished),
+    return TuneResult(out_dir, metric, float(best.value), tidy(best.params), config, best.number, len(finished),
                       n_pruned, n_now, study)  # fmt: skip
 
 

@@ -24,6 +24,7 @@ from gru4rec.tune import (
     read_params,
     read_space,
     run_trial,
+    tidy,
     tune,
 )
 
@@ -98,6 +99,7 @@ def test_a_space_whose_corner_is_not_a_valid_config_is_refused(tiny_tr, tmp_path
 
 
 def test_metric_fixed_string_and_params_file_errors(tmp_path):
+    assert tidy({"dropout_p_hidden": 0.30000000000000004, "layers": 64}) == {"dropout_p_hidden": 0.3, "layers": 64}
     assert check_metric("MRR@20") == "mrr@20"
     with pytest.raises(ValueError, match="allowed: recall@20, mrr@20"):
         check_metric("ndcg@10")
