@@ -18,7 +18,11 @@ Evaluation: ``evaluation.batch_eval`` (its defaults: batch 512, cut-off 20, cons
 (``fit`` with ``n_epochs=0`` builds the item map, the model and the optimizer), one warm-up call, then the best of
 ``repeats`` timed calls, each the whole call; predictions = test events minus test sessions.
 
-    python benchmarks/official_reference.py --official PATH --part train:seed|train:official|eval
+Per epoch (``--part epoch:seed|epoch:official --flavour tf|pytorch``): ``fit`` with two epochs, unchanged; the
+second epoch's own printed time (its loop, sampler and host work; no start-up) is the figure. The PyTorch code runs
+on the CPU. ``GRU4REC_OFFICIAL_PYTHON`` names the interpreter of the child process (one with torch / tf_keras).
+
+    python benchmarks/official_reference.py --official PATH --part train:seed|train:official|epoch:...|eval
 """
 
 from __future__ import annotations
@@ -99,6 +103,33 @@ def time_training(
             "timed_seconds": float(durations.sum()), "warmup_steps": warmup_steps}  # fmt: skip
 
 
+def time_epoch(path: str, flavour: str, name: str, frame) -> dict:
+    """Wall time of one training epoch of the official TF (``flavour="tf"``) or PyTorch code on ``frame``: ``fit``
+    with ``n_epochs=2`` runs unchanged and prints each epoch's seconds; the second epoch's is reported (the first
+    includes tracing)."""
+    import contextlib
+    import io
+    import re
+
+    params = dict(OFFICIAL_PARAMS[name], n_epochs=2)
+    if flavour == "tf":
+        GRU4Rec = _import_official(path)
+    else:
+        sys.path.insert(0, os.path.abspath(path))
+        import torch
+        from gru4rec_pytorch import GRU4Rec
+
+        params["device"] = torch.device("cpu")
+    gru = GRU4Rec(**params)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        gru.fit(frame)
+    seconds = [float(m) for m in re.findall(r"Epoch\s*\d+\s*-->.*?\((\d+(?:\.\d+)?)s\)", printed.getvalue())]
+    if len(seconds) < 2:
+        raise SystemExit(f"the official {flavour} code printed no epoch times: {printed.getvalue()[-500:]}")
+    return {"epoch_seconds": seconds[-1], "all_epoch_seconds": seconds, "flavour": flavour}
+
+
 def time_evaluation(path: str, train_frame, test_frame, repeats: int = 2) -> dict:
     """Evaluation speed of the official code (untrained model, official RSC15-best architecture)."""
     GRU4Rec = _import_official(path)
@@ -128,6 +159,7 @@ def run_part(path: str, part: str, **options) -> dict:
         command = [sys.executable, os.path.abspath(__file__), "--official", path, "--part", part, "--json", out]
         for key, value in options.items():
             command += [f"--{key.replace('_', '-')}", str(value)]
+        command[0] = os.environ.get("GRU4REC_OFFICIAL_PYTHON", sys.executable)  # e.g. a venv with torch, tf_keras
         env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
         done = subprocess.run(command, env=env, capture_output=True, text=True)
         if done.returncode != 0:
@@ -140,7 +172,9 @@ def run_part(path: str, part: str, **options) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--official", required=True, metavar="PATH", help="clone of GRU4Rec_Tensorflow_Official")
-    parser.add_argument("--part", required=True, choices=["train:seed", "train:official", "eval"])
+    parser.add_argument("--part", required=True,
+                        choices=["train:seed", "train:official", "epoch:seed", "epoch:official", "eval"])
+    parser.add_argument("--flavour", choices=["tf", "pytorch"], default="tf", help="which official code (epoch:)")
     parser.add_argument("--seconds", type=float, default=30.0, help="timed training seconds (default 30)")
     parser.add_argument("--warmup-steps", type=int, default=200)
     parser.add_argument("--items", type=int, default=37_500, help="catalogue size for eval")
@@ -149,7 +183,11 @@ def main(argv=None) -> int:
     parser.add_argument("--json", metavar="OUT", required=True)
     args = parser.parse_args(argv)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    if args.part.startswith("train:"):
+    if args.part.startswith("epoch:"):
+        from train_speed import synthetic_frame
+
+        result = time_epoch(args.official, args.flavour, args.part[6:], synthetic_frame())
+    elif args.part.startswith("train:"):
         from train_speed import synthetic_frame
 
         result = time_training(args.official, args.part[6:], synthetic_frame(), args.seconds, args.warmup_steps,

@@ -126,16 +126,35 @@ def time_config(config, data, chunks: int, repeats: int) -> dict:
     }
 
 
+def time_epoch(config, data) -> float:
+    """Wall time of one whole epoch (``Trainer.run_epoch``: batch plan, sampler, every chunk, host-side losses),
+    after a first epoch that traces the function."""
+    from gru4rec.train import Trainer
+
+    trainer = Trainer(config, data.n_items, data.item_counts, max_steps_per_epoch=data.n_pairs)
+    trainer.run_epoch(data, 0, max_steps=2 * trainer.chunk)  # traces
+    start = time.perf_counter()
+    trainer.run_epoch(data, 1)
+    return time.perf_counter() - start
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chunks", type=int, default=6, help="chunks per timed repeat (default 6)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per configuration (default 3)")
     parser.add_argument("--only", nargs="+", choices=list(configurations()), help="run only these configurations")
     parser.add_argument("--json", metavar="OUT", help="write the results as JSON")
-    parser.add_argument("--official", metavar="PATH",
+    parser.add_argument("--official-tf", "--official", dest="official", metavar="PATH",
                         help="also time the official GRU4Rec TF code (a clone of GRU4Rec_Tensorflow_Official) on the "
                              "same data, right after the kit's seed and official configurations, and print the ratios "
                              "(see official_reference.py)")
+    parser.add_argument("--official-pytorch", metavar="PATH",
+                        help="also time the official GRU4Rec PyTorch code (a clone of GRU4Rec_PyTorch_Official) per "
+                             "epoch on the same data (needs --epochs; its interpreter: GRU4REC_OFFICIAL_PYTHON)")
+    parser.add_argument("--epochs", action="store_true",
+                        help="also time one whole epoch (wall clock of Trainer.run_epoch: batch plan, sampler, "
+                             "chunks, host work) of the kit and, with --official-tf/--official-pytorch, of the "
+                             "official codes (the epoch time they print), and print the per-epoch ratios")
     parser.add_argument("--official-seconds", type=float, default=30.0, help="timed seconds of each official run")
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -155,6 +174,8 @@ def main(argv=None) -> int:
     for name in names:
         label, config = configurations()[name]
         r = time_config(config, data, args.chunks, args.repeats)
+        if args.epochs:
+            r["epoch_seconds"] = time_epoch(config, data)
         results[name] = {"label": label, "single_threaded_ops": single, **r}
     if args.json:
         with open(args.json, "w") as handle:
@@ -167,7 +188,7 @@ def _run_each_in_its_own_process(names, args) -> int:
     import subprocess
     import tempfile
 
-    from machine import describe, machine_line
+    from machine import describe, machine_line, step_floor
 
     machine = describe()
     print(machine_line(machine))
@@ -180,12 +201,37 @@ def _run_each_in_its_own_process(names, args) -> int:
             out = os.path.join(tmp, "r.json")
             command = [sys.executable, os.path.abspath(__file__), "--in-process", "--only", name, "--json", out,
                        "--chunks", str(args.chunks), "--repeats", str(args.repeats)]  # fmt: skip
+            if args.epochs:
+                command.append("--epochs")
             subprocess.run(command, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
             with open(out) as handle:
                 r = json.load(handle)[name]
         results[name] = r
         print(f"{r['label']:78s} {r['events_per_s_best']:10,.0f} {r['ms_per_step_best']:8.3f}   "
               f"({r['events_per_s_median']:,.0f}, {r['ms_per_step_median']:.3f})", flush=True)  # fmt: skip
+        if name in ("seed", "official"):
+            floor = step_floor(r["batch_size"], r["n_sample"], 100, machine["sgemm_gflops"],
+                               machine["copy_gbytes_per_s"])  # fmt: skip
+            r["limit"] = floor
+            print(f"  limit: {floor['floor_ms']:.3f} ms/step ({floor['flops'] / 1e6:.0f} MFLOP at "
+                  f"{machine['sgemm_gflops']:.0f} GFLOP/s = {floor['compute_ms']:.3f} ms; "
+                  f"{floor['bytes'] / 1e6:.1f} MB at {machine['copy_gbytes_per_s']:.0f} GB/s = "
+                  f"{floor['memory_ms']:.3f} ms); measured "
+                  f"{r['ms_per_step_best'] / floor['floor_ms']:.1f} x the limit", flush=True)  # fmt: skip
+        if "epoch_seconds" in r:
+            print(f"  one epoch of the kit: {r['epoch_seconds']:.1f} s wall", flush=True)
+        if args.epochs and name in OFFICIAL_RATIO_TARGETS:
+            from official_reference import run_part
+
+            for flavour, path in (("tf", args.official), ("pytorch", args.official_pytorch)):
+                if not path:
+                    continue
+                o = run_part(path, f"epoch:{name}", flavour=flavour)
+                results[f"official_{flavour}_epoch_{name}"] = o
+                ratio = o["epoch_seconds"] / r["epoch_seconds"]
+                r[f"epoch_vs_official_{flavour}"] = ratio
+                print(f"  one epoch of the official {flavour} code: {o['epoch_seconds']:.1f} s wall; kit / official "
+                      f"speed: {ratio:.2f} x", flush=True)  # fmt: skip
         if args.official and name in OFFICIAL_RATIO_TARGETS:
             from official_reference import run_part
 

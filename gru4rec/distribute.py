@@ -39,8 +39,11 @@ window. ``gru4rec.train`` imports this module; this module imports nothing of th
 
 Multi-worker start-up: ``MultiWorkerMirroredStrategy()`` blocks until every worker of ``TF_CONFIG`` has started,
 inside TensorFlow's C++ code, where Python's signal handlers never run. :func:`make_strategy` therefore waits
-under a watchdog (:func:`peer_watchdog`): SIGTERM and SIGINT end the process at once, and after
-``GRU4REC_CONNECT_TIMEOUT`` seconds (default 120) it stops with a message naming the workers it could not reach.
+under a watchdog (:func:`peer_watchdog`): SIGINT (Ctrl-C) ends the process at once, and after
+``GRU4REC_CONNECT_TIMEOUT`` seconds (default 120) a watchdog process writes a line naming the workers it could not
+reach and ends it (SIGTERM, then SIGKILL). SIGTERM sent by someone else during the wait is caught by TensorFlow's
+own preemption notifier (installed when the multi-worker runtime starts) and does not end the process; use SIGINT
+or SIGKILL, or let the timeout act.
 TensorFlow's gRPC server listens on all interfaces whatever ``TF_CONFIG`` says: run multi-worker training on a
 trusted network only.
 
@@ -55,17 +58,18 @@ import contextlib
 import json
 import os
 import signal
-import socket
+import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
 import tensorflow as tf
 
+from gru4rec.peer_watch import CONNECT_TIMEOUT_ENV, unreachable_workers  # noqa: F401 - part of this API
+
 STRATEGIES = ("none", "mirrored", "multiworker")
-CONNECT_TIMEOUT_ENV = "GRU4REC_CONNECT_TIMEOUT"
 DEFAULT_CONNECT_TIMEOUT_S = 120.0
-TIMEOUT_EXIT_CODE = 2
 
 
 class DistributeError(ValueError):
@@ -114,67 +118,28 @@ def parse_tf_config(raw: str) -> tuple:
     return workers, index
 
 
-def unreachable_workers(workers: Sequence[str], index: int, timeout_s: float = 1.0) -> list:
-    """``[(i, "host:port"), ...]`` of the other workers whose port does not accept a TCP connection now."""
-    missing = []
-    for i, address in enumerate(workers):
-        if i == index:
-            continue
-        host, _, port = address.rpartition(":")
-        try:
-            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
-                pass
-        except OSError:
-            missing.append((i, address))
-    return missing
-
-
-def _on_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
 @contextlib.contextmanager
-def peer_watchdog(
-    workers: Sequence[str],
-    index: int,
-    timeout_s: float,
-    exit_process: Callable[[int], None] = os._exit,
-    stream=None,
-) -> Iterator[None]:
-    """Guard a block that waits for the other workers inside TensorFlow's C++ code (where Python never runs its
-    signal handlers): SIGTERM and SIGINT get their default action (the process ends at once), and when the block
-    has not finished after ``timeout_s`` seconds a one-line error naming the workers whose port does not answer is
-    written to stderr and the process exits with status 2 (``exit_process``; it cannot raise into the blocked
-    thread). Both are restored when the block ends."""
-    done = threading.Event()
-    stream = stream or sys.stderr
-
-    def watch() -> None:
-        if done.wait(timeout_s):
-            return
-        missing = unreachable_workers(workers, index)
-        if missing:
-            who = ", ".join(f"worker {i} ({address})" for i, address in missing)
-            what = f"{who} did not answer"
-        else:
-            what = "every worker's port answers, but not all of them joined"
-        stream.write(
-            f"gru4rec: error: --distribute multiworker (TF_CONFIG task {index} of {len(workers)}): {what} within "
-            f"{timeout_s:g} s; start the same command on every worker of TF_CONFIG, or raise {CONNECT_TIMEOUT_ENV}\n"
-        )
-        stream.flush()
-        exit_process(TIMEOUT_EXIT_CODE)
-
+def peer_watchdog(workers: Sequence[str], index: int, timeout_s: float) -> Iterator[None]:
+    """Guard a block that waits for the other workers inside TensorFlow's C++ code, which holds Python's global
+    lock (no Python thread or signal handler runs meanwhile): SIGINT and SIGTERM get their default action (the
+    process ends at once; TensorFlow's preemption notifier replaces the SIGTERM one once the multi-worker runtime
+    starts), and a watchdog process (``gru4rec/peer_watch.py``) ends this one with a one-line error
+    naming the workers whose port does not answer when the block has not finished after ``timeout_s`` seconds.
+    Both are undone when the block ends."""
     previous = {}
-    if _on_main_thread():
+    if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, signal.SIG_DFL)
-    thread = threading.Thread(target=watch, name="gru4rec-peer-watchdog", daemon=True)
-    thread.start()
+    watcher = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("peer_watch.py")), str(os.getpid()), f"{timeout_s:g}",
+         str(index), *workers],
+        stdin=subprocess.PIPE,
+    )  # fmt: skip
     try:
         yield
     finally:
-        done.set()
+        watcher.stdin.close()  # tells the watchdog the block ended
+        watcher.wait()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

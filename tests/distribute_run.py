@@ -44,6 +44,7 @@ def main() -> None:
     data = SessionData.from_frame(read_sessions(TINY))
     cfg = Config.preset("official", **SETTINGS, distribute=args.mode, precision=args.precision)
     out = Path(args.out)
+    print("training starts", flush=True)  # the tests wait for this line before signalling a blocked worker
     t0 = time.perf_counter()
     result = train(cfg, data, out / "run", progress=False, max_steps=MAX_STEPS)
     seconds = time.perf_counter() - t0

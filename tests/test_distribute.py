@@ -126,3 +126,82 @@ def test_distribute_errors_are_clear():
     with pytest.raises(DistributeError, match="at least 2 local devices"):
         make_strategy("mirrored", devices=["/device:CPU:0"])
     assert make_strategy("none") is None
+
+
+def _missing_peer_worker(tmp_path, **extra):
+    """Worker 0 of a two-worker TF_CONFIG whose worker 1 never starts."""
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": 0}})
+    out = tmp_path / "alone"
+    return _start("multiworker", out, env=_env(TF_CONFIG=tf_config, **extra)), out, workers
+
+
+def test_multiworker_without_its_peer_stops_after_the_timeout_naming_it(tmp_path):
+    proc, out, workers = _missing_peer_worker(tmp_path, GRU4REC_CONNECT_TIMEOUT="4")
+    try:
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    console = (out / "console.txt").read_text()
+    assert proc.returncode in (-15, -9), console[-2000:]  # ended by the watchdog (SIGTERM, then SIGKILL)
+    assert f"worker 1 ({workers[1]}) did not answer within 4 s" in console
+    assert "GRU4REC_CONNECT_TIMEOUT" in console
+
+
+def test_multiworker_waiting_for_its_peer_ends_on_sigint(tmp_path):
+    import signal
+    import time
+
+    proc, out, _ = _missing_peer_worker(tmp_path, GRU4REC_CONNECT_TIMEOUT="600")
+    try:
+        deadline = time.monotonic() + 120
+        while "training starts" not in (out / "console.txt").read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, (out / "console.txt").read_text()[-2000:]
+            time.sleep(0.2)
+        time.sleep(3)  # inside MultiWorkerMirroredStrategy(), waiting for worker 1
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGINT
+
+
+def test_watchdog_and_timeout_setting(monkeypatch):
+    import signal
+
+    from gru4rec import distribute as dist
+    from gru4rec import peer_watch
+
+    monkeypatch.setenv("GRU4REC_CONNECT_TIMEOUT", "soon")
+    with pytest.raises(dist.DistributeError, match="GRU4REC_CONNECT_TIMEOUT must be a positive number"):
+        dist.connect_timeout()
+    monkeypatch.setenv("GRU4REC_CONNECT_TIMEOUT", "2.5")
+    assert dist.connect_timeout() == 2.5
+    with pytest.raises(dist.DistributeError, match="not host:port"):
+        dist.parse_tf_config(json.dumps({"cluster": {"worker": ["nohost"]}, "task": {"type": "worker", "index": 0}}))
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(1)
+    alive = f"127.0.0.1:{listening.getsockname()[1]}"
+    dead = f"127.0.0.1:{_free_ports(1)[0]}"
+    try:
+        assert peer_watch.unreachable_workers([alive, alive, dead], index=0) == [(2, dead)]
+        # the watchdog process on its own: a stand-in parent is ended with SIGTERM after the timeout
+        parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        watcher = subprocess.Popen([sys.executable, peer_watch.__file__, str(parent.pid), "0.3", "0", alive, dead],
+                                   stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        assert parent.wait(timeout=30) == -signal.SIGTERM
+        _, stderr = watcher.communicate(timeout=30)
+        assert f"worker 1 ({dead}) did not answer within 0.3 s" in stderr
+        # a block that ends in time: the watchdog exits quietly and the signal handlers come back
+        before = signal.getsignal(signal.SIGINT)
+        with dist.peer_watchdog([alive, dead], 0, 30.0):
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_DFL
+        assert signal.getsignal(signal.SIGINT) == before
+    finally:
+        listening.close()
