@@ -130,9 +130,9 @@ def test_seed_command_precision_log_every_and_max_steps(tmp_path, capsys, monkey
     argv = ["seed", f"--data_dir={data}", "--epoch=3", "--size=16", "--precision=mixed_bfloat16", "--log_every=20",
             "--max_steps=100", "--device=cpu"]  # fmt: skip
     assert main(argv) == 0
-    log = read_log(tmp_path / "checkpoint" / "train.log")
+    log = read_log(tmp_path / "runs" / "seed" / "train.log")
     assert list(log["step"]) == [1, 20, 40, 60, 80, 100]
-    meta = json.loads((tmp_path / "checkpoint" / "config.json").read_text())
+    meta = json.loads((tmp_path / "runs" / "seed" / "config.json").read_text())
     assert meta["config"]["precision"] == "mixed_bfloat16" and meta["config"]["log_every"] == 20
     assert meta["device"]["ran_on"].endswith("device:CPU:0")
     capsys.readouterr()

@@ -80,7 +80,9 @@ def _os_error(error: OSError) -> tuple[int, str]:
 
 def describe_error(error: BaseException) -> tuple[int, str]:
     """The exit code and the one-line message of an error raised by a command."""
-    from gru4rec.train import TrainingError
+    # A TrainingError can only come from a loaded gru4rec.train: never import TensorFlow just to describe an error.
+    train_module = sys.modules.get("gru4rec.train")
+    training_error = train_module.TrainingError if train_module is not None else ()
 
     if isinstance(error, KeyboardInterrupt):
         return 130, "interrupted"
@@ -88,7 +90,7 @@ def describe_error(error: BaseException) -> tuple[int, str]:
         return BAD_INPUT, _one_line(error)
     if isinstance(error, OSError) and (error.filename is not None or type(error) is not OSError):
         return _os_error(error)
-    if isinstance(error, TrainingError):
+    if isinstance(error, training_error):
         return FAILURE, _one_line(error)
     if isinstance(error, OverflowError):
         return BAD_INPUT, f"a number is out of range ({_one_line(error)})"

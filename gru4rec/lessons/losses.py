@@ -5,9 +5,8 @@ are a fixed standard-normal draw times ``score_std``, the target placed so that 
 above it), runs the package's own loss (:func:`gru4rec.losses.row_losses`) on it under ``tf.GradientTape`` and returns
 the size of the gradient on the target's score. No training: the whole figure takes seconds.
 
-The kit's BPR sums over the columns (``gru4rec.losses``); here it is divided by the number of columns, so that BPR
-and TOP1 are both the average over the negatives that Hidasi & Karatzoglou (CIKM 2018, section 3.1) analyse: an
-average of terms that vanish for every negative scored well below the target, while BPR-max and TOP1-max weight
+The kit's BPR and TOP1 are, as in the official Theano code, averages over the columns (``gru4rec.losses``), the
+form that Hidasi & Karatzoglou (CIKM 2018, section 3.1) analyse: an average of terms that vanish for every negative scored well below the target, while BPR-max and TOP1-max weight
 the negatives by a softmax over their scores and so keep the gradient of the few that still compete.
 
 :func:`run_sweep` trains and evaluates a list of configurations on the same data (``gru4rec.train.train``,
@@ -28,10 +27,6 @@ from gru4rec.lessons.seed_to_official import measure
 from gru4rec.losses import row_losses
 from gru4rec.session_data import SessionData
 from gru4rec.train import train
-
-SUMMED_OVER_COLUMNS = ("bpr",)
-"""Losses whose kit form is a sum over the columns; :func:`target_gradient` divides them by the column count."""
-
 
 def controlled_scores(n_negatives: int, rank: int, score_std: float = 3.0, seed: int = 0) -> np.ndarray:
     """``(1 + n_negatives,)`` float32 scores: the target first, then the negatives, exactly ``rank`` of which score
@@ -67,8 +62,6 @@ def target_gradient(loss: str, n_negatives: int, rank: int, score_std: float = 3
     final_act = "softmax" if loss == "cross-entropy" else "linear"
     with tf.GradientTape() as tape:
         value = row_losses(scores, tf.constant([True]), loss, final_act, bpreg=bpreg)[0]
-        if loss in SUMMED_OVER_COLUMNS:
-            value = value / float(1 + n_negatives)
     gradient = tape.gradient(value, scores)  # (1, 1 + n)
     return float(abs(gradient[0, 0].numpy()))
 
