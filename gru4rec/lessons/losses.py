@@ -28,6 +28,7 @@ from gru4rec.losses import row_losses
 from gru4rec.session_data import SessionData
 from gru4rec.train import train
 
+
 def controlled_scores(n_negatives: int, rank: int, score_std: float = 3.0, seed: int = 0) -> np.ndarray:
     """``(1 + n_negatives,)`` float32 scores: the target first, then the negatives, exactly ``rank`` of which score
     above the target (``rank=0``: the target on top). The negatives are the first ``n_negatives`` of one fixed
