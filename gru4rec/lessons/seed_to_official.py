@@ -3,9 +3,10 @@
 :data:`STEPS` starts from the seed exactly as it ran (``Config.preset("seed")``: in-batch negatives only, a separate
 input embedding, Adam with a staircase decay, dropout 0.5, and its optimistic evaluation: ``rank < 20`` with ties as
 hits) and changes one thing per step until it reaches the official RSC15-best configuration
-(``Config.preset("official")``), then the official PyTorch code's GRU (reset gate after the recurrent product).
-Each step is a :class:`Step`: a name, the Config overrides it adds to the previous step, and the evaluation it is measured with. :func:`run_waterfall` trains and
-evaluates every step on the same data with the same seed (``gru4rec.train.train``, ``gru4rec.evaluate.evaluate``).
+(``Config.preset("official")``), then the official PyTorch code's GRU (reset gate after the recurrent product). Each
+step is a :class:`Step`: a name, the Config overrides it adds to the previous step, and the evaluation it is measured
+with. :func:`run_waterfall` trains and evaluates every step on the same data with the same seed
+(``gru4rec.train.train``, ``gru4rec.evaluate.evaluate``).
 """
 
 from __future__ import annotations
