@@ -16,6 +16,11 @@ item-kNN and Markov go through the kit's evaluator, and the ceiling is the Recal
 predictor of the generating process (recorded with the preset by ``gru4rec synth``).
 
 Epoch time: the mean seconds of a training epoch (the kit's ``train.jsonl``; the official codes' ``EpochN`` lines).
+``--repeats R`` trains every configuration R times (the kit with seeds ``seed``, ``seed + 1``, ...; the official
+codes, which fix their initial weights but not their sampling and dropout, simply again) and adds a summary: the
+mean and standard deviation over the runs, beside the binomial standard error of one Recall@20 figure on this test
+set. Differences smaller than these are noise.
+
 With ``--jobs N`` up to N official runs go on in the background while the kit trains: the report takes less wall
 time but every epoch time is then measured with the runs sharing the CPU (the table says so).
 """
@@ -24,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -34,6 +41,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import official_runs  # noqa: E402  (benchmarks/official_runs.py, beside this file)
 
 CUTOFFS = (5, 20)
+
+
+def summarize(rows: list) -> list:
+    """One summary per (method, epochs) over its repeated runs: the mean and sample standard deviation of Recall@20
+    and MRR@20 (sd None for a single run), the number of runs, the mean epoch time. Failed runs (no Recall@20) are
+    left out; rows without epochs (baselines, the ceiling) are passed on as they are."""
+    groups: dict = {}
+    for row in rows:
+        if row.get("recall@20") is None:
+            continue
+        groups.setdefault((row["method"], row["epochs"]), []).append(row)
+    out = []
+    for (method, epochs), group in groups.items():
+        summary = {"method": method, "epochs": epochs, "runs": len(group)}
+        for key in ("recall@20", "mrr@20", "epoch_seconds", "ceiling_share"):
+            values = [r[key] for r in group if r.get(key) is not None]
+            summary[key] = statistics.fmean(values) if values else None
+            summary[key + "_sd"] = statistics.stdev(values) if len(values) > 1 else None
+        out.append(summary)
+    return out
+
+
+def binomial_se(recall: float, n_predictions: int) -> float:
+    """Standard error of one Recall@K figure from the test set's size alone: sqrt(p (1 - p) / n)."""
+    return math.sqrt(recall * (1.0 - recall) / n_predictions)
 
 
 def _epoch_seconds(run_dir: Path) -> dict:
@@ -55,9 +87,49 @@ def _row(name: str, epochs, recall20, mrr20, epoch_s=None, ceiling_recall=None, 
     return row
 
 
+def _fmt(value, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def _mean_sd(mean, sd) -> str:
+    return _fmt(mean, ".4f") + ("" if sd is None else f" ± {sd:.4f}")
+
+
+def print_tables(rows: list, summary: list, repeats: int, n_predictions: int) -> None:
+    """The runs' table (markdown) and, for repeated runs, the summary table with the test set's standard error."""
+    print("| method | epochs | run | Recall@20 | MRR@20 | share of the ceiling's Recall@20 | epoch time (s) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['method']} | {_fmt(r['epochs'], 'd')} | {_fmt(r.get('repeat'), 'd')} "
+              f"| {_fmt(r['recall@20'], '.4f')} | {_fmt(r['mrr@20'], '.4f')} | {_fmt(r['ceiling_share'], '.3f')} "
+              f"| {_fmt(r['epoch_seconds'], '.1f')} |")  # fmt: skip
+    if repeats < 2:
+        return
+    print()
+    print(f"Mean ± standard deviation over {repeats} runs of each configuration:")
+    print()
+    print("| method | epochs | runs | Recall@20 | MRR@20 | share of the ceiling's Recall@20 | epoch time (s) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for s in summary:
+        if s["epochs"] is None:
+            continue
+        print(f"| {s['method']} | {s['epochs']} | {s['runs']} | {_mean_sd(s['recall@20'], s['recall@20_sd'])} "
+              f"| {_mean_sd(s['mrr@20'], s['mrr@20_sd'])} | {_fmt(s['ceiling_share'], '.3f')} "
+              f"| {_fmt(s['epoch_seconds'], '.1f')} |")  # fmt: skip
+    recalls = [s["recall@20"] for s in summary if s["epochs"] is not None]
+    if recalls:
+        se = binomial_se(statistics.fmean(recalls), n_predictions)
+        print()
+        print(f"The test set's own noise: one Recall@20 figure near {statistics.fmean(recalls):.3f} on "
+              f"{n_predictions:,} predictions has a binomial standard error of {se:.4f}.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="small", help="synthetic data preset (default: small)")
+    parser.add_argument("--train", metavar="FILE", help="a GRU4Rec TSV training file instead of a preset (with "
+                        "--test), e.g. movielens_train_full.txt of `gru4rec prepare movielens`; no ceiling is known")
+    parser.add_argument("--test", metavar="FILE", help="the test file that goes with --train")
     parser.add_argument("--epochs", type=int, nargs="+", default=[3, 10], help="epochs to report (default: 3 10)")
     parser.add_argument("--run-dir", default=None, help="folder of the kit's training runs, one per variant "
                         "(default: runs/accuracy_<preset>); an existing run is resumed / reused")
@@ -66,6 +138,8 @@ def main() -> None:
                         help="the kit's GRU variants to train (default: both)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a hyperparameter (repeatable), e.g. --set n_sample=512")
+    parser.add_argument("--repeats", type=int, default=1, metavar="R",
+                        help="train every configuration R times and add the mean ± sd over the runs (default 1)")
     parser.add_argument("--official-tf", metavar="PATH", help="clone of hidasib/GRU4Rec_Tensorflow_Official")
     parser.add_argument("--official-pytorch", metavar="PATH", help="clone of hidasib/GRU4Rec_PyTorch_Official")
     parser.add_argument("--official-python", default=sys.executable, metavar="PYTHON",
@@ -84,6 +158,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.jobs < 0:
         parser.error("--jobs: expected an integer >= 0")
+    if args.repeats < 1:
+        parser.error("--repeats: expected an integer >= 1")
 
     from gru4rec.baselines import BASELINES, make_baseline
     from gru4rec.config import GRU_VARIANTS, Config
@@ -95,15 +171,29 @@ def main() -> None:
     for variant in args.variants:
         if variant not in GRU_VARIANTS:
             parser.error(f"--variants: unknown value {variant!r}; allowed: {', '.join(GRU_VARIANTS)}")
-    files = ensure_preset(args.preset)
-    train_data, test_data = files.load()
-    ceiling = files.ceiling("test")
+    if bool(args.train) != bool(args.test):
+        parser.error("--train and --test go together")
+    if args.train:
+        from gru4rec.io import read_sessions
+        from gru4rec.session_data import SessionData
+
+        train_path, test_path = Path(args.train), Path(args.test)
+        train_data = SessionData.from_frame(read_sessions(train_path))
+        test_data = SessionData.from_frame(read_sessions(test_path), train_data.item_map)
+        ceiling: dict = {}
+        data_name = train_path.name
+    else:
+        files = ensure_preset(args.preset)
+        train_path, test_path = files.train_full, files.test
+        train_data, test_data = files.load()
+        ceiling = files.ceiling("test")
+        data_name = f"preset {args.preset}"
     ceiling_recall = ceiling.get("recall@20")
-    print(f"preset {args.preset}: {train_data.n_events:,} training events, {train_data.n_items:,} items; "
+    print(f"{data_name}: {train_data.n_events:,} training events, {train_data.n_items:,} items; "
           f"{test_data.n_pairs:,} test predictions; load average {os.getloadavg()[0]:.1f}", flush=True)
     overrides = dict(pair.split("=", 1) for pair in args.set)
     base = Config.preset(args.config, n_epochs=max(args.epochs), **overrides)
-    run_root = Path(args.run_dir or f"runs/accuracy_{args.preset}")
+    run_root = Path(args.run_dir or f"runs/accuracy_{train_path.stem if args.train else args.preset}")
     started = time.perf_counter()
 
     # The official runs: a queue of child processes, up to --jobs of them beside the kit's training.
@@ -112,125 +202,135 @@ def main() -> None:
         if path:
             for epochs in args.official_epochs or args.epochs:
                 params = official_runs.params_from_config(base, epochs)
-                official_runs.command(code, path, args.official_python, files.train_full, files.test, params)
-                queue.append((code, path, epochs, params))
-    queue.sort(key=lambda run: -run[2])  # the longest runs first
+                official_runs.command(code, path, args.official_python, train_path, test_path, params)
+                for repeat in range(args.repeats):
+                    queue.append((code, path, epochs, repeat, params))
+    queue.sort(key=lambda run: (-run[2], run[3]))  # the longest runs first
     running: list = []
     results: dict = {}
     failures: dict = {}
 
-    watched: list = []  # (code, epochs, log) of runs that another process is still writing
+    watched: list = []  # (code, epochs, repeat, log) of runs that another process is still writing
+
+    def official_log(code: str, epochs: int, repeat: int) -> Path:
+        return run_root / (f"official_{code}_{epochs}ep.log" if repeat == 0 else
+                           f"official_{code}_{epochs}ep_run{repeat + 1}.log")  # fmt: skip
+
+    def official_source(code: str, epochs: int, repeat: int) -> str:
+        return (f"{official_runs.CODE_NAMES[code]}, {epochs} epochs"
+                f"{'' if args.repeats == 1 else f', run {repeat + 1}'}")  # fmt: skip
 
     def launch(limit: int) -> None:
         while queue and len(running) < limit:
-            code, path, epochs, params = queue.pop(0)
-            log = run_root / f"official_{code}_{epochs}ep.log"
-            source = f"{official_runs.CODE_NAMES[code]}, {epochs} epochs"
+            code, path, epochs, repeat, params = queue.pop(0)
+            log = official_log(code, epochs, repeat)
+            source = official_source(code, epochs, repeat)
+            key = (code, epochs, repeat)
             if args.reuse_official_logs:
                 done = official_runs.reusable(log, source)
                 if done is not None:
                     print(f"reusing the finished run in {log}", flush=True)
-                    results[(code, epochs)] = done
+                    results[key] = done
                     continue
                 writers = official_runs.log_writers(log)
                 if writers:
                     print(f"waiting for process {writers[0]}, which is writing {log}", flush=True)
-                    watched.append((code, epochs, log))
+                    watched.append((key, log))
                     continue
-            print(f"starting the {official_runs.CODE_NAMES[code]}, {epochs} epochs (log {log})", flush=True)
-            proc = official_runs.start(code, path, args.official_python, files.train_full, files.test, params, log,
+            print(f"starting the {source} (log {log})", flush=True)
+            proc = official_runs.start(code, path, args.official_python, train_path, test_path, params, log,
                                        threads=args.official_threads)
-            running.append((code, epochs, proc, log))
+            running.append((key, proc, log))
 
     def poll(limit: int) -> None:
         """Parse the runs that have ended, then start more (up to ``limit`` at a time)."""
         for item in list(watched):
-            code, epochs, log = item
+            key, log = item
             if not official_runs.log_writers(log):
                 watched.remove(item)
-                source = f"{official_runs.CODE_NAMES[code]}, {epochs} epochs"
+                source = official_source(*key)
                 done = official_runs.reusable(log, source)
                 if done is None:
                     print(f"{source}: the process writing {log} ended without a result", flush=True)
-                    failures[(code, epochs)] = "ended without a result"
+                    failures[key] = "ended without a result"
                 else:
-                    results[(code, epochs)] = done
-        for item in [item for item in running if item[2].poll() is not None]:
+                    results[key] = done
+        for item in [item for item in running if item[1].poll() is not None]:
             running.remove(item)
-            code, epochs, proc, log = item
+            key, proc, log = item
             try:
-                results[(code, epochs)] = official_runs.finish(proc, log, f"{official_runs.CODE_NAMES[code]}, "
-                                                               f"{epochs} epochs")  # fmt: skip
+                results[key] = official_runs.finish(proc, log, official_source(*key))
             except (RuntimeError, ValueError) as error:  # reported in the table; the other runs go on
                 print(error, flush=True)
-                failures[(code, epochs)] = str(error).splitlines()[0]
+                failures[key] = str(error).splitlines()[0]
         launch(limit)
 
     launch(args.jobs)
     rows = []
     for variant in args.variants:
-        config = base.with_overrides(gru_variant=variant)
-        run_dir = run_root / variant
-        done = checkpoint_epochs(run_dir) if (run_dir / "config.json").exists() else []
-        if not done or done[-1] < max(args.epochs):
-            start = time.perf_counter()
-            result = train(config, train_data, run_dir, resume=bool(done), progress=False)
-            print(f"kit {variant}: trained {result.epochs_done} epochs in {time.perf_counter() - start:.0f} s "
-                  f"({result.events_per_s:,.0f} events/s)", flush=True)
-        seconds = _epoch_seconds(run_dir)
-        for epochs in args.epochs:
-            run = load_run(run_dir, epoch=epochs)
-            scorer = GRU4RecScorer(run.model, item_map=run.item_map, item_support=run.item_support)
-            metrics = evaluate(scorer, test_data, cutoffs=CUTOFFS)
-            epoch_s = sum(seconds[e] for e in range(1, epochs + 1)) / epochs if all(
-                e in seconds for e in range(1, epochs + 1)) else None  # fmt: skip
-            rows.append(_row(f"kit, {variant}", epochs, metrics["recall@20"], metrics["mrr@20"], epoch_s,
-                             ceiling_recall, variant=variant, **{"recall@5": metrics["recall@5"],
-                                                                 "mrr@5": metrics["mrr@5"]}))  # fmt: skip
-        poll(args.jobs)
+        for repeat in range(args.repeats):
+            config = base.with_overrides(gru_variant=variant, seed=base.seed + repeat)
+            run_dir = run_root / (variant if repeat == 0 else f"{variant}_seed{config.seed}")
+            done = checkpoint_epochs(run_dir) if (run_dir / "config.json").exists() else []
+            if not done or done[-1] < max(args.epochs):
+                start = time.perf_counter()
+                result = train(config, train_data, run_dir, resume=bool(done), progress=False)
+                print(f"kit {variant}, seed {config.seed}: trained {result.epochs_done} epochs in "
+                      f"{time.perf_counter() - start:.0f} s ({result.events_per_s:,.0f} events/s)", flush=True)
+            seconds = _epoch_seconds(run_dir)
+            for epochs in args.epochs:
+                run = load_run(run_dir, epoch=epochs)
+                scorer = GRU4RecScorer(run.model, item_map=run.item_map, item_support=run.item_support)
+                metrics = evaluate(scorer, test_data, cutoffs=CUTOFFS)
+                epoch_s = sum(seconds[e] for e in range(1, epochs + 1)) / epochs if all(
+                    e in seconds for e in range(1, epochs + 1)) else None  # fmt: skip
+                rows.append(_row(f"kit, {variant}", epochs, metrics["recall@20"], metrics["mrr@20"], epoch_s,
+                                 ceiling_recall, variant=variant, repeat=repeat + 1, seed=config.seed,
+                                 **{"recall@5": metrics["recall@5"], "mrr@5": metrics["mrr@5"]}))  # fmt: skip
+            poll(args.jobs)
     while queue or running or watched:  # the kit is done: the rest of the official runs, at least one at a time
         poll(max(args.jobs, 1))
         if running or watched:
             time.sleep(2.0)
     for code in official_runs.CODES:
         for epochs in args.official_epochs or args.epochs:
-            if (code, epochs) in results:
-                res = results[(code, epochs)]
-                rows.append(_row(official_runs.CODE_NAMES[code], epochs, res.recall.get(20), res.mrr.get(20),
-                                 res.mean_epoch_seconds, ceiling_recall, last_epoch_loss=res.epoch_losses[-1]))
-            elif (code, epochs) in failures:
-                rows.append(_row(official_runs.CODE_NAMES[code] + " (failed, see its log)", epochs, None, None,
-                                 error=failures[(code, epochs)]))
+            for repeat in range(args.repeats):
+                key = (code, epochs, repeat)
+                if key in results:
+                    res = results[key]
+                    rows.append(_row(official_runs.CODE_NAMES[code], epochs, res.recall.get(20), res.mrr.get(20),
+                                     res.mean_epoch_seconds, ceiling_recall, repeat=repeat + 1,
+                                     last_epoch_loss=res.epoch_losses[-1]))  # fmt: skip
+                elif key in failures:
+                    rows.append(_row(official_runs.CODE_NAMES[code] + " (failed, see its log)", epochs, None, None,
+                                     repeat=repeat + 1, error=failures[key]))  # fmt: skip
     if not args.no_baselines:
         for method in BASELINES:
             metrics = evaluate(make_baseline(method, train_data), test_data, cutoffs=CUTOFFS)
             rows.append(_row(method, None, metrics["recall@20"], metrics["mrr@20"], None, ceiling_recall))
-    rows.append(_row("ceiling (Bayes-optimal)", None, ceiling.get("recall@20"), ceiling.get("mrr@20"), None,
-                     ceiling_recall))
+    if ceiling:
+        rows.append(_row("ceiling (Bayes-optimal)", None, ceiling.get("recall@20"), ceiling.get("mrr@20"), None,
+                         ceiling_recall))  # fmt: skip
+    summary = summarize(rows)
     wall = time.perf_counter() - started
 
     print()
     shared = f"; {args.jobs} official run(s) beside the kit's training, sharing the CPU" if args.jobs else ""
     if args.official_threads:
         shared += f"; official runs with {args.official_threads} thread(s) per op"
-    print(f"preset {args.preset}, test split, conservative ties, config {args.config}"
+    print(f"{data_name}, test split, conservative ties, config {args.config}"
           f"{' ' + str(overrides) if overrides else ''}; {wall / 60:.0f} min in all{shared}; "
           f"load average at the end {os.getloadavg()[0]:.1f}")
     print()
-    print("| method | epochs | Recall@20 | MRR@20 | share of the ceiling's Recall@20 | epoch time (s) |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for r in rows:
-        def fmt(value, spec):
-            return "" if value is None else format(value, spec)
-
-        print(f"| {r['method']} | {fmt(r['epochs'], 'd')} | {fmt(r['recall@20'], '.4f')} | {fmt(r['mrr@20'], '.4f')}"
-              f" | {fmt(r['ceiling_share'], '.3f')} | {fmt(r['epoch_seconds'], '.1f')} |")
+    print_tables(rows, summary, args.repeats, test_data.n_pairs)
     if args.json:
         from gru4rec.io import atomic_write
 
         with atomic_write(args.json) as handle:
-            json.dump({"preset": args.preset, "config": base.to_dict(), "jobs": args.jobs, "wall_seconds": wall,
-                       "rows": rows}, handle, indent=2)
+            json.dump({"preset": None if args.train else args.preset, "train": str(train_path), "test": str(test_path),
+                       "config": base.to_dict(), "jobs": args.jobs, "repeats": args.repeats,
+                       "test_predictions": test_data.n_pairs, "wall_seconds": wall, "rows": rows,
+                       "summary": summary}, handle, indent=2)  # fmt: skip
             handle.write("\n")
 
 

@@ -19,6 +19,14 @@ Kaggle as "RecSys Challenge 2015"), extract it, and pass the file {CLICKS_NAME} 
 Without the real data, `gru4rec synth --preset small --out DIR` makes a synthetic stand-in in the same format."""
 
 
+MOVIELENS_HELP = """\
+MovieLens is published by GroupLens (grouplens.org/datasets/movielens), whose terms do not allow the kit to ship
+it. ML-100K's u.data, ML-1M's ratings.dat, or the ml-100k.inter file inside the RecBole wheel on PyPI
+(recbole/dataset_example/ml-100k/ml-100k.inter) can be passed with --ratings, e.g.
+  pip download recbole==1.2.1 --no-deps -d /tmp/recbole && unzip -o /tmp/recbole/recbole-1.2.1-py3-none-any.whl \\
+      'recbole/dataset_example/ml-100k/*' -d /tmp/recbole
+  gru4rec prepare movielens --ratings /tmp/recbole/recbole/dataset_example/ml-100k/ml-100k.inter --out data/ml-100k"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     prepare = subparsers.add_parser(
@@ -39,6 +47,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rsc15.add_argument("--clicks", required=True, metavar="PATH", help=f"the {CLICKS_NAME} file")
     rsc15.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     rsc15.set_defaults(func=run_prepare)
+    movielens = datasets.add_parser(
+        "movielens",
+        help="MovieLens ratings cut into sessions (real data; not shipped with the kit)",
+        description="Read MovieLens ratings (GroupLens u.data or ratings.dat, or a RecBole .inter file), cut each "
+        "user's ratings into sessions at gaps longer than --session-gap, hold out the last --test-fraction of the "
+        "sessions by time and write movielens_train_full.txt, movielens_test.txt, movielens_train_tr.txt, "
+        "movielens_train_valid.txt and movielens_stats.json.",
+        epilog=MOVIELENS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    movielens.add_argument("--ratings", required=True, metavar="PATH", help="the ratings file")
+    movielens.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    movielens.add_argument("--session-gap", type=float, default=3600.0, metavar="SECONDS",
+                           help="a pause longer than this starts a new session (default: 3600)")  # fmt: skip
+    movielens.add_argument("--test-fraction", type=float, default=0.25, metavar="F",
+                           help="share of the sessions, the latest, held out for testing (default: 0.25)")  # fmt: skip
+    movielens.set_defaults(func=run_prepare_movielens)
 
     synth = subparsers.add_parser(
         "synth",
@@ -74,6 +99,24 @@ def run_prepare(args: argparse.Namespace) -> int:
             raise CliError(f"{clicks} is a folder without {CLICKS_NAME}. " + " ".join(RSC15_HELP.split()))
         clicks = candidate
     stats = rsc15.prepare(clicks, args.out, progress=lambda m: _say(f"[prepare] {m}"))
+    _print_summary(stats, args.out)
+    return 0
+
+
+def run_prepare_movielens(args: argparse.Namespace) -> int:
+    from gru4rec import movielens
+
+    if not os.path.isfile(args.ratings):
+        raise CliError(f"{args.ratings}: no such file. " + " ".join(MOVIELENS_HELP.split()))
+    if not args.session_gap > 0:
+        raise CliError(f"--session-gap: expected a number of seconds > 0, got {args.session_gap}")
+    if not 0 < args.test_fraction < 1:
+        raise CliError(f"--test-fraction: expected a number in (0, 1), got {args.test_fraction}")
+    start = time.perf_counter()
+    stats = movielens.prepare(args.ratings, args.out, test_fraction=args.test_fraction,
+                              session_gap=args.session_gap, progress=lambda m: _say(f"[prepare] {m}"))  # fmt: skip
+    stats["seconds"] = {"total": time.perf_counter() - start}
+    _say(f"[prepare] {stats['ratings']:,} ratings of {stats['users']:,} users in {stats['sessions']:,} sessions")
     _print_summary(stats, args.out)
     return 0
 

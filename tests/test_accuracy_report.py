@@ -1,0 +1,68 @@
+"""benchmarks/accuracy_report.py: the summary over repeated runs, and one small run of the script (the kit alone,
+repeated, on a preset and on files given with --train/--test; the official codes are not run by the tests)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import accuracy_report  # noqa: E402
+
+
+def _row(method, epochs, recall, mrr, seconds=None):
+    return {"method": method, "epochs": epochs, "recall@20": recall, "mrr@20": mrr, "epoch_seconds": seconds,
+            "ceiling_share": None}  # fmt: skip
+
+
+def test_the_summary_is_the_mean_and_sample_sd_per_method_and_epochs():
+    rows = [
+        _row("kit", 3, 0.30, 0.10, 2.0), _row("kit", 3, 0.34, 0.12, 4.0), _row("kit", 10, 0.40, 0.20),
+        _row("official", 3, 0.32, 0.11), _row("official (failed)", 3, None, None), _row("POP", None, 0.1, 0.05),
+    ]  # fmt: skip
+    summary = {(s["method"], s["epochs"]): s for s in accuracy_report.summarize(rows)}
+    kit3 = summary[("kit", 3)]
+    assert kit3["runs"] == 2
+    assert kit3["recall@20"] == pytest.approx(0.32) and kit3["recall@20_sd"] == pytest.approx(math.sqrt(0.0008))
+    assert kit3["mrr@20"] == pytest.approx(0.11) and kit3["epoch_seconds"] == pytest.approx(3.0)
+    assert summary[("kit", 10)]["runs"] == 1 and summary[("kit", 10)]["recall@20_sd"] is None
+    assert ("official (failed)", 3) not in summary
+    assert summary[("POP", None)]["recall@20"] == pytest.approx(0.1)
+
+
+def test_the_binomial_standard_error_of_a_recall():
+    assert accuracy_report.binomial_se(0.5, 10_000) == pytest.approx(0.005)
+    assert accuracy_report.binomial_se(0.0, 10) == 0.0
+
+
+def test_a_repeated_report_on_tiny_and_on_files(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    base = [sys.executable, str(ROOT / "benchmarks" / "accuracy_report.py"), "--epochs", "1", "--repeats", "2",
+            "--variants", "reset_after", "--no-baselines", "--set", "layers=16", "--set", "n_sample=64"]  # fmt: skip
+    out = tmp_path / "report.json"
+    done = subprocess.run(base + ["--preset", "tiny", "--run-dir", str(tmp_path / "runs"), "--json", str(out)],
+                          capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    kit = [r for r in report["rows"] if r["method"] == "kit, reset_after"]
+    assert [r["seed"] for r in kit] == [42, 43]
+    assert kit[0]["recall@20"] != kit[1]["recall@20"] or kit[0]["mrr@20"] != kit[1]["mrr@20"]
+    (summary,) = [s for s in report["summary"] if s["method"] == "kit, reset_after"]
+    assert summary["runs"] == 2 and summary["recall@20_sd"] is not None
+    assert "Mean ± standard deviation over 2 runs" in done.stdout and "binomial standard error" in done.stdout
+    assert (tmp_path / "runs" / "reset_after_seed43" / "config.json").exists()
+
+    data = ROOT / "data" / "tiny"
+    given = ["--train", str(data / "rsc15_train_full.txt"), "--test", str(data / "rsc15_test.txt")]
+    files = subprocess.run(base + given + ["--repeats", "1", "--run-dir", str(tmp_path / "runs_files")],
+                           capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert files.returncode == 0, files.stderr[-3000:]
+    assert "rsc15_train_full.txt, test split" in files.stdout and "Bayes-optimal" not in files.stdout
