@@ -16,6 +16,9 @@ item-kNN and Markov go through the kit's evaluator, and the ceiling is the Recal
 predictor of the generating process (recorded with the preset by ``gru4rec synth``).
 
 Epoch time: the mean seconds of a training epoch (the kit's ``train.jsonl``; the official codes' ``EpochN`` lines).
+``--session-orders time shuffled`` trains each variant twice: with the sessions in time order (the official codes'
+order, ``shuffle=false``) and in a new random order every epoch (``shuffle=true``).
+
 ``--repeats R`` trains every configuration R times (the kit with seeds ``seed``, ``seed + 1``, ...; the official
 codes, which fix their initial weights but not their sampling and dropout, simply again) and adds a summary: the
 mean and standard deviation over the runs, beside the binomial standard error of one Recall@20 figure on this test
@@ -136,6 +139,9 @@ def main() -> None:
     parser.add_argument("--config", default="official", help="Config preset for GRU4Rec (default: official)")
     parser.add_argument("--variants", nargs="+", default=["reset_before", "reset_after"],
                         help="the kit's GRU variants to train (default: both)")
+    parser.add_argument("--session-orders", nargs="+", choices=["preset", "time", "shuffled"], default=["preset"],
+                        help="the kit's session orders to train: the config's own (preset, default), time (the "
+                        "official codes' order: shuffle=false) and/or shuffled (a new random order every epoch)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a hyperparameter (repeatable), e.g. --set n_sample=512")
     parser.add_argument("--repeats", type=int, default=1, metavar="R",
@@ -267,15 +273,26 @@ def main() -> None:
 
     launch(args.jobs)
     rows = []
+    kit_configs = []  # (label, run folder name, config)
     for variant in args.variants:
+        for order in args.session_orders:
+            config = base.with_overrides(gru_variant=variant)
+            if order != "preset":
+                config = config.with_overrides(shuffle=order == "shuffled")
+            shuffled = "shuffled" if config.shuffle else "time order"
+            label = f"kit, {variant}" + ("" if args.session_orders == ["preset"] else f", {shuffled}")
+            folder = variant + ("" if order == "preset" else f"_{order}")
+            kit_configs.append((label, folder, config))
+    for label, folder, kit_config in kit_configs:
+        variant = kit_config.gru_variant
         for repeat in range(args.repeats):
-            config = base.with_overrides(gru_variant=variant, seed=base.seed + repeat)
-            run_dir = run_root / (variant if repeat == 0 else f"{variant}_seed{config.seed}")
+            config = kit_config.with_overrides(seed=kit_config.seed + repeat)
+            run_dir = run_root / (folder if repeat == 0 else f"{folder}_seed{config.seed}")
             done = checkpoint_epochs(run_dir) if (run_dir / "config.json").exists() else []
             if not done or done[-1] < max(args.epochs):
                 start = time.perf_counter()
                 result = train(config, train_data, run_dir, resume=bool(done), progress=False)
-                print(f"kit {variant}, seed {config.seed}: trained {result.epochs_done} epochs in "
+                print(f"{label}, seed {config.seed}: trained {result.epochs_done} epochs in "
                       f"{time.perf_counter() - start:.0f} s ({result.events_per_s:,.0f} events/s)", flush=True)
             seconds = _epoch_seconds(run_dir)
             for epochs in args.epochs:
@@ -284,8 +301,9 @@ def main() -> None:
                 metrics = evaluate(scorer, test_data, cutoffs=CUTOFFS)
                 epoch_s = sum(seconds[e] for e in range(1, epochs + 1)) / epochs if all(
                     e in seconds for e in range(1, epochs + 1)) else None  # fmt: skip
-                rows.append(_row(f"kit, {variant}", epochs, metrics["recall@20"], metrics["mrr@20"], epoch_s,
-                                 ceiling_recall, variant=variant, repeat=repeat + 1, seed=config.seed,
+                rows.append(_row(label, epochs, metrics["recall@20"], metrics["mrr@20"], epoch_s,
+                                 ceiling_recall, variant=variant, shuffle=config.shuffle, repeat=repeat + 1,
+                                 seed=config.seed,
                                  **{"recall@5": metrics["recall@5"], "mrr@5": metrics["mrr@5"]}))  # fmt: skip
             poll(args.jobs)
     while queue or running or watched:  # the kit is done: the rest of the official runs, at least one at a time

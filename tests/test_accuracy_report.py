@@ -62,7 +62,12 @@ def test_a_repeated_report_on_tiny_and_on_files(tmp_path):
 
     data = ROOT / "data" / "tiny"
     given = ["--train", str(data / "rsc15_train_full.txt"), "--test", str(data / "rsc15_test.txt")]
-    files = subprocess.run(base + given + ["--repeats", "1", "--run-dir", str(tmp_path / "runs_files")],
+    orders = ["--session-orders", "time", "shuffled"]
+    files = subprocess.run(base + given + orders + ["--repeats", "1", "--run-dir", str(tmp_path / "runs_files")],
                            capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
     assert files.returncode == 0, files.stderr[-3000:]
     assert "rsc15_train_full.txt, test split" in files.stdout and "Bayes-optimal" not in files.stdout
+    assert "| kit, reset_after, time order | 1 |" in files.stdout
+    assert "| kit, reset_after, shuffled | 1 |" in files.stdout
+    shuffled = json.loads((tmp_path / "runs_files" / "reset_after_shuffled" / "config.json").read_text())
+    assert shuffled["config"]["shuffle"] is True
