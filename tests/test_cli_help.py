@@ -56,6 +56,7 @@ def test_baseline_param_errors_list_the_valid_parameters(capsys) -> None:
 
 REJECTED = [
     ["train", "--train", "missing.txt", "--out", "x", "--bogus"],
+    ["train", "--train", str(ROOT / "data" / "tiny" / "rsc15_train_full.txt"), "--out", "x", "--loss", "bogus"],
     ["recommend", "--model", "no/such/run", "--items", "214500955", "-k", "5"],
     ["recommend", "--model", str(ROOT), "--items", "a,b"],
     ["export", "--model", "no/such/run", "--out", "x"],

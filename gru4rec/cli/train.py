@@ -198,7 +198,6 @@ def _console_callback(config):
 
 def run_train(args: argparse.Namespace) -> int:
     from gru4rec.config import Config
-    from gru4rec.train import single_threaded_ops_on_cpu, train
 
     overrides = {
         name[3:]: value for name, value in vars(args).items() if name.startswith("hp_") and value is not None
@@ -209,6 +208,8 @@ def run_train(args: argparse.Namespace) -> int:
 
         config = config_with_params(config, read_params(args.params), source=args.params)
     config = config.with_overrides(**overrides)
+    from gru4rec.train import single_threaded_ops_on_cpu, train  # TensorFlow: only once the settings are valid
+
     single_threaded_ops_on_cpu(config)  # before TensorFlow's runtime starts (see gru4rec.train)
     train_data = _read(args.train, "training")
     valid = _read(args.valid, "validation", item_map=train_data.item_map) if args.valid else None
