@@ -93,16 +93,24 @@ def full_parameters(notebook: str) -> dict[str, Any]:
     return dict(HEADLESS_PARAMETERS.get(notebook, {}))
 
 
+def kernels_can_encrypt() -> bool:
+    """Whether jupyter_client can provision CurveZMQ keys for kernels here (its ``transport_encryption``, 8.10+,
+    and a pyzmq built with CurveZMQ)."""
+    import zmq
+    from jupyter_client.manager import KernelManager
+
+    return KernelManager.class_traits().get("transport_encryption") is not None and bool(zmq.has("curve"))
+
+
 def kernel_manager_class() -> type:
     """The kernel manager of the headless runs: nbclient's ``AsyncKernelManager`` with CurveZMQ keys provisioned
     for the kernel (``transport_encryption="auto"``), so ipykernel has no reason for its "running over TCP without
     encryption" warning; the plain one where the installed jupyter_client (< 8.10) or pyzmq cannot (an ipykernel
     of that age does not warn)."""
-    import zmq
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
-    if AsyncKernelManager.class_traits().get("transport_encryption") is not None and zmq.has("curve"):
+    if kernels_can_encrypt():
 
         class EncryptedKernelManager(AsyncKernelManager):
             @default("transport_encryption")
