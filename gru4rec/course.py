@@ -5,6 +5,13 @@ Executed copies go to ``OUT/notebooks`` (with HTML exports), recorded results to
 
 The HTML exports typeset their math offline: MathJax comes from the installed ``jupyter-server-mathjax`` package,
 copied once beside the exports (``OUT/notebooks/mathjax/``), instead of nbconvert's CDN default.
+
+Quiet runs: ipykernel 7 warns on stderr, at every kernel start, ``[IPKernelApp] WARNING | Kernel is running over TCP
+without encryption ...`` when the kernel manager gave it no CurveZMQ keys (jupyter_client's default,
+``transport_encryption="disabled"``). :func:`kernel_manager_class` asks jupyter_client for the keys (``"auto"``:
+only for a kernelspec that declares ``supported_encryption: curve``, as ipykernel's does), so the kernel's sockets
+are encrypted and the warning has no cause. Papermill's "Passed unknown parameter" warning is avoided by passing a
+notebook only the shared smoke parameters its parameters cell declares.
 """
 
 from __future__ import annotations
@@ -62,14 +69,80 @@ HEADLESS_PARAMETERS: dict[str, dict[str, Any]] = {"00_playground.ipynb": {"INTER
 """Settings every headless run needs (papermill has no front end: the playground calls its functions directly)."""
 
 
+def declared_parameters(notebook: str) -> Optional[frozenset]:
+    """The names the parameters cell of ``notebooks/<notebook>`` assigns (papermill's reading), None when the
+    notebook cannot be read (then every parameter is passed)."""
+    import papermill
+
+    try:
+        return frozenset(papermill.inspect_notebook(str(repository_root() / "notebooks" / notebook)))
+    except (OSError, ValueError):
+        return None
+
+
 def smoke_parameters(notebook: str) -> dict[str, Any]:
-    """The small parameters for ``notebook`` (shared ones plus its own)."""
-    return {**SMOKE_PARAMETERS, **NOTEBOOK_SMOKE_PARAMETERS.get(notebook, {}), **HEADLESS_PARAMETERS.get(notebook, {})}
+    """The small parameters for ``notebook``: the shared ones its parameters cell declares (papermill warns about
+    the others), plus its own."""
+    declared = declared_parameters(notebook)
+    shared = {k: v for k, v in SMOKE_PARAMETERS.items() if declared is None or k in declared}
+    return {**shared, **NOTEBOOK_SMOKE_PARAMETERS.get(notebook, {}), **HEADLESS_PARAMETERS.get(notebook, {})}
 
 
 def full_parameters(notebook: str) -> dict[str, Any]:
     """The real run's parameters for ``notebook``: its defaults, plus what a headless run needs."""
     return dict(HEADLESS_PARAMETERS.get(notebook, {}))
+
+
+def kernels_can_encrypt() -> bool:
+    """Whether jupyter_client can provision CurveZMQ keys for kernels here (its ``transport_encryption``, 8.10+,
+    and a pyzmq built with CurveZMQ)."""
+    import zmq
+    from jupyter_client.manager import KernelManager
+
+    return KernelManager.class_traits().get("transport_encryption") is not None and bool(zmq.has("curve"))
+
+
+def kernel_manager_class() -> type:
+    """The kernel manager of the headless runs: nbclient's ``AsyncKernelManager`` with CurveZMQ keys provisioned
+    for the kernel (``transport_encryption="auto"``), so ipykernel has no reason for its "running over TCP without
+    encryption" warning; the plain one where the installed jupyter_client (< 8.10) or pyzmq cannot (an ipykernel
+    of that age does not warn)."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    if kernels_can_encrypt():
+
+        class EncryptedKernelManager(AsyncKernelManager):
+            @default("transport_encryption")
+            def _transport_encryption_default(self) -> str:
+                return "auto"
+
+        return EncryptedKernelManager
+    return AsyncKernelManager
+
+
+def run_papermill(
+    source: PathLike,
+    output: PathLike,
+    parameters: Mapping[str, Any],
+    cwd: PathLike,
+    cell_timeout: Optional[int] = DEFAULT_CELL_TIMEOUT_S,
+) -> None:
+    """Execute the notebook ``source`` into ``output`` with papermill in ``cwd``, on the ``python3`` kernel started
+    by :func:`kernel_manager_class` (no progress bar, cell outputs not logged)."""
+    import papermill
+
+    papermill.execute_notebook(
+        str(source),
+        str(output),
+        parameters=dict(parameters),
+        cwd=str(cwd),
+        kernel_name="python3",
+        execution_timeout=cell_timeout,
+        progress_bar=False,
+        log_output=False,
+        kernel_manager_class=kernel_manager_class(),
+    )
 
 
 @dataclass(frozen=True)
@@ -88,8 +161,6 @@ def execute_notebook(
     html: bool = True,
 ) -> ExecutedNotebook:
     """Execute ``notebooks/<name>`` with papermill into ``out_dir/notebooks`` (and export HTML)."""
-    import papermill
-
     root = repository_root()
     out_dir = Path(out_dir).resolve()
     source = root / "notebooks" / name
@@ -97,16 +168,7 @@ def execute_notebook(
     output.parent.mkdir(parents=True, exist_ok=True)
     params = {"OUTPUT_DIR": str(out_dir), **dict(parameters or {})}
     started = time.perf_counter()
-    papermill.execute_notebook(
-        str(source),
-        str(output),
-        parameters=params,
-        cwd=str(root / "notebooks"),
-        kernel_name="python3",
-        execution_timeout=cell_timeout,
-        progress_bar=False,
-        log_output=False,
-    )
+    run_papermill(source, output, params, cwd=root / "notebooks", cell_timeout=cell_timeout)
     seconds = time.perf_counter() - started
     html_path = export_html(output) if html else None
     return ExecutedNotebook(name, output, html_path, seconds)

@@ -11,6 +11,12 @@ on every command and in a red stderr box in the first cell of every notebook. Th
 that import, file descriptor 2 goes to a temporary file; afterwards every line of it that is not an INFO line or the
 absl banner is written back to stderr, so warnings (``W…``), errors (``E…``) and Python warnings still show.
 Set ``GRU4REC_TF_STARTUP_LOG=1`` to see the start-up lines unfiltered.
+
+One TensorFlow warning is also filtered, narrowly: "N out of the last N calls to F triggered tf.function retracing"
+when ``F`` is one of the kit's own functions (a function or class of a ``gru4rec`` module, e.g. ``Trainer._run_chunk``,
+``NegativeSampler._take``, ``where_ops_ran.<locals>.probe``). Every new model traces its functions anew, by design,
+so notebooks that train several models (06, 07) showed it in red stderr boxes although there was nothing to change;
+the same warning about any other function is kept (:class:`KitRetracingFilter` on the ``tensorflow`` logger).
 """
 
 from __future__ import annotations
@@ -18,13 +24,14 @@ from __future__ import annotations
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import logging
 import os
 import re
 import sys
 import tempfile
 from typing import Optional, Sequence
 
-__all__ = ["NOISE_PATTERNS", "is_noise", "filter_startup_log", "install"]
+__all__ = ["NOISE_PATTERNS", "is_noise", "filter_startup_log", "is_kit_retracing", "KitRetracingFilter", "install"]
 
 NOISE_PATTERNS: tuple = (
     re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR\s*$"),
@@ -40,6 +47,58 @@ def is_noise(line: str) -> bool:
 def filter_startup_log(text: str) -> str:
     """``text`` without its noise lines (:func:`is_noise`); everything else unchanged, in order."""
     return "".join(line for line in text.splitlines(keepends=True) if not is_noise(line))
+
+
+RETRACING = re.compile(
+    r"calls to <(?:function (?P<function>[\w.<>]+) at 0x[0-9a-fA-F]+"
+    r"|bound method (?P<method>[\w.<>]+) of <(?P<module>[\w.]+)\.\w+ object at 0x[0-9a-fA-F]+>)> "
+    r"triggered tf\.function retracing"
+)
+
+
+def _kit_defines(qualname: str) -> bool:
+    """True when a loaded ``gru4rec`` module defines ``qualname``, a method (``Trainer._run_chunk``) or a function
+    local to one (``where_ops_ran.<locals>.probe``): the path before ``<locals>`` resolves, from a function or class
+    whose ``__module__`` is the kit's. A plain top-level name (``train``) is never taken for the kit's: it could be
+    anyone's."""
+    parts = qualname.split(".")
+    if len(parts) < 2:
+        return False
+    path = parts[: parts.index("<locals>")] if "<locals>" in parts else parts
+    for module_name, module in list(sys.modules.items()):
+        if module is None or not (module_name == "gru4rec" or module_name.startswith("gru4rec.")):
+            continue
+        defined = getattr(module, path[0], None)
+        if str(getattr(defined, "__module__", "") or "").split(".")[0] != "gru4rec":
+            continue
+        for attribute in path[1:]:
+            defined = getattr(defined, attribute, None)
+        if defined is not None:
+            return True
+    return False
+
+
+def is_kit_retracing(message: str) -> bool:
+    """True for TensorFlow's retracing warning about one of the kit's own functions (see the module docstring)."""
+    match = RETRACING.search(message)
+    if match is None:
+        return False
+    if match["method"] is not None:
+        return match["module"].split(".")[0] == "gru4rec"
+    return _kit_defines(match["function"])
+
+
+class KitRetracingFilter(logging.Filter):
+    """Drops the ``tensorflow`` logger's retracing warnings about the kit's functions (:func:`is_kit_retracing`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            return not is_kit_retracing(record.getMessage())
+        except Exception:  # noqa: BLE001 - a filter must never lose a record because it could not read it
+            return True
+
+
+_RETRACING_FILTER = KitRetracingFilter()
 
 
 class _QuietLoader(importlib.abc.Loader):
@@ -96,10 +155,16 @@ def _uninstall() -> None:
 
 
 def install() -> bool:
-    """Filter the start-up lines of the first ``import tensorflow`` of this process (see the module docstring).
-    Does nothing when TensorFlow is already imported or ``GRU4REC_TF_STARTUP_LOG=1``; True when installed."""
+    """Filter the start-up lines of the first ``import tensorflow`` of this process and the retracing warnings
+    about the kit's functions (see the module docstring). Does nothing when ``GRU4REC_TF_STARTUP_LOG=1``; only the
+    retracing filter when TensorFlow is already imported; True when the start-up filter was installed."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's own INFO filter; warnings still show
-    if "tensorflow" in sys.modules or os.environ.get("GRU4REC_TF_STARTUP_LOG", "") == "1":
+    if os.environ.get("GRU4REC_TF_STARTUP_LOG", "") == "1":
+        return False
+    tf_logger = logging.getLogger("tensorflow")  # the logger TensorFlow's Python warnings go to
+    if _RETRACING_FILTER not in tf_logger.filters:
+        tf_logger.addFilter(_RETRACING_FILTER)
+    if "tensorflow" in sys.modules:
         return False
     if _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)

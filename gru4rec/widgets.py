@@ -14,17 +14,23 @@ The functions do the work and are what the tests and papermill run:
 - :class:`RunHistory` keeps the records and compares them as a DataFrame; :func:`results_table` puts a run next to
   the baselines and the ceiling.
 
-:class:`Playground` is the UI: controls, a Train button, a live plotly ``FigureWidget`` of the loss, the results
-table and the history. Its Train handler is a thin wrapper over :func:`run_experiment`.
+:class:`Playground` is the UI: controls, a Train button, a live plotly chart of the loss, the results table and the
+history. Its Train button runs :meth:`Playground.train`, a thin wrapper over :func:`run_experiment`, in a background
+thread.
 
-Why the handler trains synchronously (no thread): messages to the front end (widget and ``FigureWidget`` updates)
-leave the kernel as soon as they are sent, also while the kernel is busy in a button handler. Checked in headless
-Chromium with JupyterLab 4.6 / ipykernel 7.4 / ipywidgets 8.1 / plotly 7.1: the browser test
-(tests/test_browser_playground.py) sees the live trace grow while the run trains (for example 29, then 116, then
-216 points on the tiny preset) and the status line change with each epoch. A thread would only add what a busy kernel
-lacks, handling new widget events during training, at the price of a TensorFlow model trained from a second thread
-and the UI's state changed from two threads. While a run trains, the Train button is disabled, so clicks cannot pile
-up, and the figure is redrawn at most four times a second.
+Why a thread: the kernel stays free while a run trains, so other cells can run and, above all, a re-run of the
+playground cell (a learner's "Run All", or an edited cell) takes effect at once. The run belongs to its runs folder
+(:class:`LiveRun`, one at a time per folder), not to the widgets that started it: the new playground takes it over,
+its curve and status line continue there (the status line says so), and its record joins the history that
+:func:`kernel_history` keeps for the kernel. When the handler trained synchronously, a re-run waited in the kernel's
+queue until the run ended, while the old widgets were already gone from the page and their updates ended up in
+"Error setting state: Cannot read properties of undefined" in the browser's console (plotly's ``FigureWidget`` view
+keeps listening to its model after it is removed; the chart is therefore a plain ``Output`` widget holding the
+figure's plotly mime bundle, which takes updates without views silently). Widget messages leave the kernel from any
+thread, and the browser test (tests/test_browser_playground.py, JupyterLab 4.6 / ipykernel 7.4 / ipywidgets 8.1 /
+plotly 7.1, headless Chromium) sees the live trace grow while the run trains and re-runs the cell mid-run. Only the
+thread of the run changes the figure and the history; the Train button of every playground over the folder is
+disabled while it trains, and the chart is redrawn at most every :data:`DRAW_EVERY_S` seconds.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import dataclasses
 import html
 import math
 import os
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -69,6 +76,8 @@ __all__ = [
     "kernel_history",
     "results_table",
     "table_html",
+    "LiveRun",
+    "live_run",
     "Playground",
 ]
 
@@ -80,6 +89,7 @@ BASELINE_LABELS = {"pop": "POP", "spop": "S-POP", "itemknn": "item-kNN", "markov
 CEILING_LABEL = "ceiling (Bayes-optimal)"
 CURVE_POINTS = 150  # about this many points on a run's loss curve
 CHUNK_STEPS = 64  # steps per tf.function call; the live curve is updated after every chunk
+DRAW_EVERY_S = 0.4  # the live loss curve is redrawn at most this often
 
 LOSS_SHORT = {"cross-entropy": "XE", "bpr-max": "BPR-max", "top1-max": "TOP1-max", "bpr": "BPR", "top1": "TOP1"}
 
@@ -506,6 +516,71 @@ def _options(values: Sequence, current: Any) -> list:
     return sorted(set(values) | {current})
 
 
+class LiveRun:
+    """A run of the playground training in a background thread, and the playground that shows it.
+
+    A run belongs to its runs folder, not to the widgets that started it: re-running the playground cell while it
+    trains builds a new :class:`Playground` over the same folder, which takes the run over (:meth:`attach`): the
+    run's curve, status line and, at the end, its results go to the new widgets, and the old ones get no more
+    updates (their views are gone from the page). Every update goes through :attr:`view` under :attr:`lock`.
+    """
+
+    def __init__(self, key: str, label: str, controls: Controls, origin: Playground):
+        self.key = key
+        self.label = label
+        self.controls = controls
+        self.origin = origin
+        self.view: Playground = origin
+        self.lock = threading.RLock()
+        self.thread: Optional[threading.Thread] = None
+        self.curve: tuple = ((), ())
+        self.status: tuple = ("", None)  # the last status line: (html message, warning)
+        self.record: Optional[dict] = None
+        self.error: Optional[BaseException] = None
+        self.done = threading.Event()
+        self.note = ""  # said after every status message once another playground took the run over
+
+    def say(self, message: str, warning: Optional[str] = None, error: bool = False) -> None:
+        """Show ``message`` in the status line of the view, with the note of a take-over (:meth:`attach`)."""
+        with self.lock:
+            self.status = (message, warning)
+            self.view._say(message + self.note, warning=warning, error=error)
+
+    def draw(self, epochs: Sequence[float], losses: Sequence[float], force: bool = False) -> None:
+        with self.lock:
+            self.curve = (list(epochs), list(losses))
+            self.view._draw(epochs, losses, force=force)
+
+    def attach(self, view: Playground) -> None:
+        """Show this run in ``view`` from now on (the cell was re-run); the previous view gets no more updates."""
+        with self.lock:
+            previous, self.view = self.view, view
+            previous._live_index = None
+            view.data.update({k: v for k, v in previous.data.items() if k not in view.data})
+            view._set_busy(True)
+            view._start_curve(self.label)
+            view._draw(*self.curve, force=True)
+            self.note = (f"<br><i>The playground cell was re-run while <b>{html.escape(self.label)}</b> trained: the "
+                         "run goes on here and joins the history.</i>")  # fmt: skip
+            self.say(*self.status)
+
+    def histories(self) -> list:
+        """The histories the finished run goes to: the one of the playground that started it and, if another, the
+        one of the playground that shows it."""
+        with self.lock:
+            views = [self.origin.history, self.view.history]
+        return [h for i, h in enumerate(views) if all(h is not other for other in views[:i])]
+
+
+_LIVE_RUNS: dict = {}
+
+
+def live_run(runs_dir: PathLike) -> Optional[LiveRun]:
+    """The run training in the background for ``runs_dir`` in this kernel, None when none is."""
+    run = _LIVE_RUNS.get(str(Path(runs_dir).resolve()))
+    return run if run is not None and not run.done.is_set() else None
+
+
 class Playground:
     """The ipywidgets playground: controls, a Train button, the live loss curve, the results and the history.
 
@@ -517,7 +592,9 @@ class Playground:
         data: an already loaded :class:`PlaygroundData` (its baselines fill the table before the first run).
         presets: the data presets offered.
 
-    ``widget`` is the whole UI (display it); :meth:`train` is what the Train button calls and returns the record.
+    ``widget`` is the whole UI (display it). The Train button calls :meth:`start`, which trains in a background
+    thread (:meth:`wait` joins it); :meth:`train` does the same work in the calling thread and returns the record.
+    A playground built over a runs folder whose run is still training takes that run over (:class:`LiveRun`).
     Every part has a CSS class ``gru4rec-<name>`` (``gru4rec-train``, ``gru4rec-loss-curve``, ``gru4rec-results``,
     ``gru4rec-history``, ``gru4rec-status``, and one per control: ``gru4rec-layer_size``, ...) for the browser test.
     """
@@ -532,7 +609,6 @@ class Playground:
         presets: Sequence[str] = PLAYGROUND_PRESETS,
     ):
         import ipywidgets as w
-        import plotly.graph_objects as go
 
         from gru4rec.plots.live import loss_curve_figure
 
@@ -541,6 +617,7 @@ class Playground:
         self.history = history if history is not None else RunHistory()
         self.data = {data.preset: data} if data is not None else {}
         self.busy = False
+        self.run: Optional[LiveRun] = None
         self._last_draw = 0.0
         self._live_index: Optional[int] = None
 
@@ -596,7 +673,8 @@ class Playground:
         self.train_button.on_click(self._on_click)
         self.status = w.HTML(value="Choose settings and press <b>Train</b>.")
         self.status.add_class("gru4rec-status")
-        self.figure = go.FigureWidget(loss_curve_figure(self.history.curves()))
+        self.figure = loss_curve_figure(self.history.curves())
+        self.chart = w.Output(layout=w.Layout(min_height=f"{self.figure.layout.height + 10}px"))
         self.results = w.HTML()
         self.results.add_class("gru4rec-results")
         self.history_html = w.HTML()
@@ -615,7 +693,7 @@ class Playground:
             w.VBox([w.HTML("<b>Training</b>"), w.HBox([method_label, cw["method"]]), cw["bptt_steps"], cw["n_epochs"],
                     cw["data_preset"]]),
         ])  # fmt: skip
-        curve_box = w.Box([self.figure])
+        curve_box = w.Box([self.chart])
         curve_box.add_class("gru4rec-loss-curve")
         self.widget = w.VBox([
             columns,
@@ -628,10 +706,15 @@ class Playground:
             self.output,
         ])  # fmt: skip
         self.widget.add_class("gru4rec-playground")
+        self._show_figure()
         self._refresh_tables()
         if len(self.history):
             self._say(f"Choose settings and press <b>Train</b>. The history keeps the {len(self.history)} run(s) "
                       "made so far in this kernel.")  # fmt: skip
+        running = live_run(self.runs_dir)
+        if running is not None:
+            self.run = running
+            running.attach(self)
 
     # ------------------------------------------------------------------ reading and setting the controls
     def controls(self) -> Controls:
@@ -683,6 +766,10 @@ class Playground:
         extra = f" <span style='color:#b35900'><b>⚠ {html.escape(warning)}</b></span>" if warning else ""
         self.status.value = f"<span style='color:{color}'>{message}</span>{extra}"
 
+    def _set_busy(self, busy: bool) -> None:
+        self.busy = busy
+        self.train_button.disabled = busy
+
     def _refresh_tables(self, record: Optional[Mapping[str, Any]] = None) -> None:
         preset = self.controls_widgets["data_preset"].value
         if record is None:
@@ -697,80 +784,141 @@ class Playground:
         else:
             self.history_html.value = "<i>No runs yet.</i>"
 
+    def _show_figure(self) -> None:
+        """Send :attr:`figure` to the browser as the only output of :attr:`chart`: the plotly mime bundle in a plain
+        ``Output`` widget. (Not a ``FigureWidget``: plotly's front-end view of one keeps listening to its model after
+        the view is removed, so updating the figure after the cell's output was cleared, a re-run of the cell while
+        a run trains, logs "Error setting state: Cannot read properties of undefined" in the browser. An ``Output``
+        widget without views takes updates silently.)"""
+        import plotly.io as pio
+
+        bundle = pio.renderers["plotly_mimetype"].to_mimebundle(self.figure.to_dict())
+        self.chart.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
+
     def _start_curve(self, label: str) -> None:
         from gru4rec.plots.live import loss_curve_figure
 
-        fresh = loss_curve_figure(self.history.curves(), live=label)
-        self.figure.data = []
-        self.figure.add_traces(list(fresh.data))
+        self.figure = loss_curve_figure(self.history.curves(), live=label)
         self._live_index = len(self.figure.data) - 1
+        self._show_figure()
 
     def _draw(self, epochs: Sequence[float], losses: Sequence[float], force: bool = False) -> None:
-        """Send the live trace's points to the browser, at most every 0.25 s unless ``force``."""
+        """Redraw the live trace with these points, at most every :data:`DRAW_EVERY_S` seconds unless ``force``."""
         from gru4rec.plots.live import set_points
 
         now = time.perf_counter()
-        if self._live_index is None or (not force and now - self._last_draw < 0.25):
+        if self._live_index is None or (not force and now - self._last_draw < DRAW_EVERY_S):
             return
         set_points(self.figure, self._live_index, epochs, losses)
+        self._show_figure()
         self._last_draw = now
 
     # ------------------------------------------------------------------ the Train button
     def _on_click(self, _button: Any = None) -> None:
-        self.train()
+        self.start()
+
+    def _begin(self) -> Optional[LiveRun]:
+        """Claim this playground and its runs folder for a new run (None when a run is already training)."""
+        key = str(self.runs_dir.resolve())
+        if self.busy or live_run(self.runs_dir) is not None:
+            return None
+        self._set_busy(True)
+        self.run = LiveRun(key, self.history.next_label(), self.controls(), self)
+        _LIVE_RUNS[key] = self.run
+        return self.run
+
+    def start(self) -> Optional[threading.Thread]:
+        """What the Train button does: train and evaluate with the current controls in a background thread, so the
+        kernel stays free for other cells (and for a re-run of this one, which takes the run over). The thread, or
+        None when a run is already training."""
+        run = self._begin()
+        if run is None:
+            return None
+        run.thread = threading.Thread(target=self._run, args=(run,), name=f"gru4rec playground {run.label}",
+                                      daemon=True)  # fmt: skip
+        run.thread.start()
+        return run.thread
+
+    def wait(self, timeout: Optional[float] = None) -> Optional[dict]:
+        """Wait for the run started by :meth:`start` (or taken over) to end; its record (None: failed or running)."""
+        run = self.run
+        if run is None:
+            return None
+        run.done.wait(timeout)
+        return run.record
 
     def train(self) -> Optional[dict]:
-        """Train and evaluate with the current controls (what the Train button does); the record, or None when the
-        run failed (the reason is shown in the status line and the traceback below the UI)."""
-        if self.busy:
-            return None
-        self.busy = True
-        self.train_button.disabled = True
-        controls = self.controls()
-        label = self.history.next_label()
+        """Train and evaluate with the current controls in this thread (what the Train button does in the
+        background); the record, or None when the run failed (the reason is shown in the status line and the
+        traceback below the UI) or a run is already training."""
+        run = self._begin()
+        return None if run is None else self._run(run)
+
+    def _run(self, run: LiveRun) -> Optional[dict]:
+        """The work of a run, every update through ``run`` (whose view can change while it trains)."""
+        controls, label = run.controls, run.label
         try:
-            with self.output:
-                data = self.data.get(controls.data_preset)
-                if data is None:
-                    self._say(f"Loading <b>{controls.data_preset}</b> and evaluating the baselines ...")
-                    data = load_playground_data(controls.data_preset, self.data_dir)
-                    self.data[data.preset] = data
-                    self._refresh_tables()
-                make_config(controls)  # fail on bad settings before the figure changes
-                self._start_curve(label)
-                self._say(f"Training <b>{label}</b> on {data.preset} ({controls.n_epochs} epochs) ...")
+            data = self._data_for(run)
+            make_config(controls)  # fail on bad settings before the figure changes
+            with run.lock:
+                run.view._start_curve(label)
+            run.say(f"Training <b>{label}</b> on {data.preset} ({controls.n_epochs} epochs) ...")
 
-                def on_point(curve: LossCurve, record: Mapping[str, Any]) -> None:
-                    self._draw(curve.epoch, curve.loss)
-                    self._say(
-                        f"Training <b>{label}</b>: epoch {curve.epoch[-1]:.2f} of {controls.n_epochs}, "
-                        f"loss {curve.loss[-1]:.4g}", warning=record["divergence"],
-                    )
+            def on_point(curve: LossCurve, record: Mapping[str, Any]) -> None:
+                run.draw(curve.epoch, curve.loss)
+                run.say(f"Training <b>{label}</b>: epoch {curve.epoch[-1]:.2f} of {controls.n_epochs}, "
+                        f"loss {curve.loss[-1]:.4g}", warning=record["divergence"])  # fmt: skip
 
-                def on_epoch(record: Mapping[str, Any]) -> None:
-                    last = record["epochs_done"] == controls.n_epochs
-                    self._say(
-                        f"Training <b>{label}</b>: epoch {record['epochs_done']} of {controls.n_epochs} done "
-                        f"(mean loss {record['loss']:.4g}, {record['events_per_s']:,.0f} events/s)"
-                        + ("; evaluating on the test split ..." if last else ""), warning=record["divergence"],
-                    )
+            def on_epoch(record: Mapping[str, Any]) -> None:
+                last = record["epochs_done"] == controls.n_epochs
+                run.say(
+                    f"Training <b>{label}</b>: epoch {record['epochs_done']} of {controls.n_epochs} done "
+                    f"(mean loss {record['loss']:.4g}, {record['events_per_s']:,.0f} events/s)"
+                    + ("; evaluating on the test split ..." if last else ""), warning=record["divergence"],
+                )  # fmt: skip
 
-                record = run_experiment(
-                    controls, data, self.runs_dir, label=label, on_point=on_point, on_epoch=on_epoch
-                )
-                self._draw(record["curve"]["epoch"], record["curve"]["loss"], force=True)
-                self.history.add(record)
-                self._refresh_tables(record)
-                self._say(
-                    f"<b>{label}</b> done: Recall@{K} {record[f'recall@{K}']:.4f}, MRR@{K} {record[f'mrr@{K}']:.4f} "
-                    f"({record['events_per_s']:,.0f} training events/s, {record['train_seconds']:.1f} s)",
-                    warning=record["divergence"],
-                )
-                return record
+            record = run_experiment(controls, data, self.runs_dir, label=label, on_point=on_point, on_epoch=on_epoch)
+            run.draw(record["curve"]["epoch"], record["curve"]["loss"], force=True)
+            with run.lock:
+                for history in run.histories():
+                    history.add(record)
+                run.view._refresh_tables(record)
+            run.say(
+                f"<b>{label}</b> done: Recall@{K} {record[f'recall@{K}']:.4f}, MRR@{K} {record[f'mrr@{K}']:.4f} "
+                f"({record['events_per_s']:,.0f} training events/s, {record['train_seconds']:.1f} s)",
+                warning=record["divergence"],
+            )
+            run.record = record
+            return record
         except Exception as error:  # noqa: BLE001 - shown to the learner, the kernel keeps running
-            self.output.append_stderr(traceback.format_exc())
-            self._say(f"{label} failed: {html.escape(str(error))}", error=True)
+            run.error = error
+            with run.lock:
+                run.view.output.append_stderr(traceback.format_exc())
+                run.say(f"{label} failed: {html.escape(str(error))}", error=True)
             return None
         finally:
-            self.busy = False
-            self.train_button.disabled = False
+            with run.lock:
+                for view in {id(v): v for v in (run.origin, run.view)}.values():
+                    view._set_busy(False)
+                if _LIVE_RUNS.get(run.key) is run:
+                    del _LIVE_RUNS[run.key]
+                run.done.set()
+
+    def _data_for(self, run: LiveRun) -> PlaygroundData:
+        """The data of the run's preset, loaded (and its baselines evaluated) the first time."""
+        preset = run.controls.data_preset
+        with run.lock:
+            data = run.view.data.get(preset) or self.data.get(preset)
+        if data is None:
+            run.say(f"Loading <b>{html.escape(preset)}</b> and evaluating the baselines ...")
+
+            def progress(message: str) -> None:
+                with run.lock:
+                    run.view.output.append_stdout(f"{message}\n")
+
+            data = load_playground_data(preset, self.data_dir, progress=progress)
+        with run.lock:
+            for view in (self, run.view):
+                view.data[data.preset] = data
+            run.view._refresh_tables()
+        return data

@@ -14,10 +14,13 @@ kernel, or whether the loss curve updates in the browser while the model trains.
 3. opens the notebook, runs all cells, changes a widget (GRU units -> 32), clicks Train, and waits until the live
    loss curve has gained points and the results table shows the run's Recall@20 / MRR@20 (and the history shows the
    changed setting, so the change reached the kernel);
-4. saves a screenshot to ``build/browser/playground.png`` (also when a step fails; the failure names the step);
-5. shuts the kernel down and stops the server by its process id, also on failure;
-6. checks that the run's results went to the working copy's ``build/`` and that ``notebooks/`` was not touched;
-7. exports notebook 03 to HTML (``gru4rec.course.export_html``) and opens it with every network request blocked:
+4. sets 8 epochs, clicks Train again and, while that run trains, re-runs the playground cell: the new playground
+   must take the run over (its status line says so, the run finishes there, the history shows both runs) and the
+   browser's console must show no "Error setting state" (issue 13: updates of the removed widgets' views);
+5. saves a screenshot to ``build/browser/playground.png`` (also when a step fails; the failure names the step);
+6. shuts the kernel down and stops the server by its process id, also on failure;
+7. checks that the run's results went to the working copy's ``build/`` and that ``notebooks/`` was not touched;
+8. exports notebook 03 to HTML (``gru4rec.course.export_html``) and opens it with every network request blocked:
    its equations must be typeset by the MathJax copied beside the export (no raw ``$$`` left).
 
 With ``CI=true`` a missing browser or playwright is a failure; elsewhere the test is skipped with the reason.
@@ -259,7 +262,10 @@ def test_playground_in_a_real_browser(tmp_path: Path) -> None:
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1500})
                 page.set_default_timeout(30_000)
+                console: list[str] = []
+                page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
                 drive(page, lab, steps, PlaywrightError)
+                rerun_while_training(page, steps, console, PlaywrightError)
                 check_offline_math(browser, tmp_path / "export", steps)
             finally:
                 browser.close()
@@ -367,6 +373,44 @@ def drive(page, lab: Lab, steps: Steps, playwright_error) -> None:
     if "32 units" not in history:
         steps.fail("the changed widget reached the kernel (history shows '32 units')", f"history: {history!r}")
     steps.ok("history shows the run with 32 units")
+
+
+def rerun_while_training(page, steps: Steps, console: list, playwright_error) -> None:
+    """Issue 13: re-run the playground cell while a run trains; the new playground takes the run over, the history
+    keeps both runs, and the console shows no "Error setting state" from the removed widgets' views."""
+    try:
+        epochs = page.locator(".gru4rec-n_epochs .widget-readout")
+        epochs.fill("8")
+        epochs.press("Enter")
+    except playwright_error as error:
+        steps.fail("epochs set to 8", str(error).splitlines()[0])
+    status = page.locator(".gru4rec-status")
+    wait_for(steps, page, "the epochs control reached the kernel", lambda: page.locator(
+        ".gru4rec-n_epochs .widget-readout").inner_text().strip() == "8", 10)  # fmt: skip
+    page.locator("button.gru4rec-train").click()
+    wait_for(steps, page, "run 2 trains (its live curve has points)", lambda: page.evaluate(LIVE_POINTS_JS) > 0
+             and "Training run 2: epoch" in status.inner_text(), 90)  # fmt: skip
+    steps.ok(f"run 2 training: {status.inner_text()}")
+    try:
+        cell = page.locator(".jp-Cell", has_text="PLAYGROUND = Playground(").first
+        cell.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Control+Enter")
+    except playwright_error as error:
+        steps.fail("the playground cell re-run (Ctrl+Enter)", str(error).splitlines()[0])
+    steps.ok("playground cell re-run while run 2 trains")
+    wait_for(steps, page, "the new playground took run 2 over (status line)",
+             lambda: status.count() == 1 and "re-run while run 2 trained" in status.inner_text(), 30)  # fmt: skip
+    wait_for(steps, page, "run 2 finished in the new playground",
+             lambda: "run 2 done" in status.inner_text() and "GRU4Rec (run 2)" in page.locator(
+                 ".gru4rec-results").inner_text(), 180)  # fmt: skip
+    history = page.locator(".gru4rec-history").inner_text()
+    if "run 1" not in history or "run 2" not in history:
+        steps.fail("the history kept both runs", f"history: {history!r}")
+    steps.ok(f"run 2 finished after the re-run; history keeps both runs; {status.inner_text()!r}")
+    errors = [line for line in console if "Error setting state" in line or "Cannot read properties" in line]
+    if errors:
+        steps.fail("no widget errors in the browser console", "\n".join(errors[:10]))
+    steps.ok(f"browser console: no widget errors ({len(console)} messages)")
 
     page.locator(".gru4rec-playground").evaluate("element => element.scrollIntoView({block: 'start'})")
     page.wait_for_timeout(500)  # let plotly finish drawing

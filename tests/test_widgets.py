@@ -4,6 +4,7 @@ tables, and the ipywidgets UI driven without a front end (its Train handler is t
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pandas as pd
@@ -226,7 +227,8 @@ def test_playground_train_button_handler(tiny: PlaygroundData, tmp_path) -> None
     ui.controls_widgets["layer_size"].value = 32
     assert ui.controls() == Controls(**{**FAST, "layer_size": 32, "method": "BPTT", "bptt_steps": 3})
 
-    ui.train_button.click()  # what a click in the browser does
+    ui.train_button.click()  # what a click in the browser does: trains in a background thread
+    assert ui.wait(timeout=300) is not None, ui.status.value
     assert len(ui.history) == 1, ui.status.value
     record = ui.history.records[0]
     assert record["summary"].startswith("XE (softmax) · 32 units") and "BPTT(3)" in record["summary"]
@@ -307,3 +309,56 @@ def test_kernel_history_survives_a_rerun_of_the_playground_cell(tiny: Playground
     again = widgets.Playground(Controls(**FAST), tmp_path / "runs", data=tiny,
                                history=widgets.kernel_history(tmp_path / "runs"))  # fmt: skip
     assert "run 1" in again.history_html.value and "keeps the 1 run(s)" in again.status.value
+
+
+@pytest.mark.slow
+def test_rerunning_the_playground_cell_while_a_run_trains_keeps_the_run(tiny, tmp_path, monkeypatch) -> None:
+    """Issue 13: the playground is built again (its cell re-run) while a run trains in the background thread. The new
+    playground takes the run over (curve, status line with a notice, results), the old one gets no more updates, the
+    worker raises nothing, and the history keeps the earlier run and the new one, once each."""
+    runs = tmp_path / "runs"
+    history = widgets.kernel_history(runs)
+    history.add(fake_record("run 1", 0.4, 0.2))
+    started, rebuilt = threading.Event(), threading.Event()
+    real_run_experiment = widgets.run_experiment
+
+    def held_after_three_points(*args, on_point=None, **kwargs):
+        def point(curve, record):
+            on_point(curve, record)
+            if len(curve.loss) == 3:  # the cell is re-run here, while the run trains
+                started.set()
+                assert rebuilt.wait(120)
+
+        return real_run_experiment(*args, on_point=point, **kwargs)
+
+    crashes = []
+    monkeypatch.setattr(threading, "excepthook", crashes.append)
+    monkeypatch.setattr(widgets, "run_experiment", held_after_three_points)
+    first = widgets.Playground(Controls(**FAST), runs, data=tiny, history=widgets.kernel_history(runs))
+    thread = first.start()
+    assert thread is not None and first.train_button.disabled
+    assert started.wait(120), first.status.value
+    assert widgets.live_run(runs) is first.run
+
+    again = widgets.Playground(Controls(**FAST), runs, data=tiny, history=widgets.kernel_history(runs))
+    assert again.run is first.run and again.busy and again.train_button.disabled
+    assert again.start() is None and first.start() is None  # one run at a time per runs folder
+    assert "re-run while <b>run 2</b> trained" in again.status.value
+    assert [trace.name for trace in again.figure.data] == ["run 1", "training: run 2"]
+    assert len(again.figure.data[-1].x) == 3  # the points so far, drawn in the new playground
+    old_chart = first.chart.outputs
+    rebuilt.set()
+
+    record = again.wait(timeout=300)
+    thread.join(timeout=60)
+    assert not thread.is_alive() and crashes == [] and first.run.error is None, (crashes, again.status.value)
+    assert record is not None and record["label"] == "run 2"
+    assert [r["label"] for r in history.records] == ["run 1", "run 2"]
+    assert "run 2</b> done" in again.status.value and "re-run while" in again.status.value
+    assert "GRU4Rec (run 2)" in again.results.value and "run 2" in again.history_html.value
+    assert len(again.figure.data[-1].x) == len(record["curve"]["epoch"]) > 3
+    assert first.chart.outputs is old_chart  # the old playground (gone from the page) got no more updates
+    assert not again.busy and not again.train_button.disabled and not first.busy
+    assert widgets.live_run(runs) is None
+    third = widgets.Playground(Controls(**FAST), runs, data=tiny, history=widgets.kernel_history(runs))
+    assert third.run is None and "keeps the 2 run(s)" in third.status.value
