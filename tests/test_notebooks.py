@@ -200,7 +200,9 @@ def test_06_from_the_seed_to_the_official(out_dir: Path) -> None:
     assert seed <= results["standard_recall_at_k"] + 1e-9 and honest <= results["standard_recall_at_k"] + 1e-9
     assert honest - seed <= results["standard_recall_at_k"] - results["standard_recall_at_k_minus_1"] + 1e-9
     official = Config.preset("official", n_epochs=results["n_epochs"]).to_dict()
-    assert steps[-2]["config"] == official, "the step before the kit's GRU is exactly the official preset"
+    assert steps[-1]["config"] == official, "the last step is exactly the official preset (the kit's default)"
+    faithful = Config.preset("official", n_epochs=results["n_epochs"], gru_variant="reset_before")
+    assert steps[-2]["config"] == faithful.to_dict(), "the step before: the official parameter file as TF runs it"
     for s in steps:
         check_metrics({"recall@20": s[f"recall@{k}"], "mrr@20": s[f"mrr@{k}"]}, s["step"])
         assert s["epoch_seconds"] > 0

@@ -25,7 +25,8 @@ it. ML-100K's u.data, ML-1M's ratings.dat, or the ml-100k.inter file inside the 
 (recbole/dataset_example/ml-100k/ml-100k.inter) can be passed with --ratings, e.g.
   pip download recbole==1.2.1 --no-deps -d /tmp/recbole && unzip -o /tmp/recbole/recbole-1.2.1-py3-none-any.whl \\
       'recbole/dataset_example/ml-100k/*' -d /tmp/recbole
-  gru4rec prepare movielens --ratings /tmp/recbole/recbole/dataset_example/ml-100k/ml-100k.inter --out data/generated/ml-100k"""
+  gru4rec prepare movielens --out data/generated/ml-100k \\
+      --ratings /tmp/recbole/recbole/dataset_example/ml-100k/ml-100k.inter"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -2,12 +2,11 @@
 
 :data:`STEPS` starts from the seed exactly as it ran (``Config.preset("seed")``: in-batch negatives only, a separate
 input embedding, Adam with a staircase decay, dropout 0.5, and its optimistic evaluation: ``rank < 20`` with ties as
-hits) and changes one thing per step until it reaches the official RSC15-best configuration
-(``Config.preset("official")``), then the official PyTorch code's GRU (reset gate after the recurrent product). Each
-step is a :class:`Step`: a name, the Config overrides it adds to the previous step, and the evaluation it is measured
-with. :func:`run_waterfall` trains and evaluates every step on the same data with the same seed
-(``gru4rec.train.train``, ``gru4rec.evaluate.evaluate``).
-"""
+hits) and changes one thing per step until it reaches the official RSC15-best configuration as the official TF code
+runs it, then the official PyTorch code's GRU (reset gate after the recurrent product): ``Config.preset("official")``,
+the kit's default. Each step is a :class:`Step`: a name, the Config overrides it adds to
+the previous step, and the evaluation it is measured with. :func:`run_waterfall` trains and evaluates every step on
+the same data with the same seed (``gru4rec.train.train``, ``gru4rec.evaluate.evaluate``)."""
 
 from __future__ import annotations
 
@@ -55,10 +54,11 @@ STEPS: tuple = (
     Step("+ official dropout", _frozen(dropout_p_hidden=0.4, dropout_p_embed=0.0), "conservative",
          "dropout 0.4 on the hidden state (the seed dropped half)"),
     Step("+ official mini-batch (32)", _frozen(batch_size=32, bpreg=0.0), "conservative",
-         "batch 32 instead of the seed's 50: now exactly Config.preset('official') (bpreg only matters for BPR-max)"),
+         "batch 32 instead of the seed's 50: now the official RSC15 parameter file as the official TF code runs it "
+         "(bpreg only matters for BPR-max)"),
     Step("+ the PyTorch code's GRU", _frozen(gru_variant="reset_after"), "conservative",
-         "the reset gate applied after the recurrent product, as torch.nn.GRUCell in the official PyTorch code "
-         "(gru_variant='reset_after'; the presets keep the Theano/TF cell: README, Results)"),
+         "the reset gate applied after the recurrent product, as torch.nn.GRUCell in the official PyTorch code: now "
+         "exactly Config.preset('official'), the kit's default (README, Results)"),
 )
 """The steps of notebook 06, in order (each one change)."""
 
