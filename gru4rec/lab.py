@@ -140,4 +140,8 @@ def jupyter_command(
         argv.append("--no-browser")
     if running_as_root():
         argv.append("--allow-root")  # jupyter refuses to start as root otherwise (containers)
+    from gru4rec.course import kernels_can_encrypt
+
+    if kernels_can_encrypt():  # CurveZMQ keys for the kernels: no "running over TCP without encryption" warning
+        argv.append("--KernelManager.transport_encryption=auto")
     return [*argv, *extra], env

@@ -273,6 +273,8 @@ def test_playground_in_a_real_browser(tmp_path: Path) -> None:
         lab.stop()
     after = {p.name: p.read_bytes() for p in (ROOT / "notebooks").glob("*.ipynb")}
     assert after == sources_before, "a tracked notebook in notebooks/ was modified"
+    server_log = lab.log_path.read_text(errors="replace")
+    assert "Kernel started" in server_log and "without encryption" not in server_log, lab.log_tail(20)
     runs = list((lab_dir / "build" / "runs" / "00_playground").glob("run-*/config.json"))
     assert runs, f"the run did not go to the working copy's build/ ({lab_dir / 'build'})"
     elapsed = time.monotonic() - started

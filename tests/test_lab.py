@@ -68,6 +68,10 @@ def test_jupyter_command_listens_on_localhost_with_a_token(tmp_path, monkeypatch
     fixed, same = lab.jupyter_command(tmp_path, port=9123, token="t0k", open_browser=False)
     assert same["JUPYTER_TOKEN"] == "t0k" and "--ServerApp.port=9123" in fixed and "--ServerApp.port_retries=0" in fixed
     assert "--no-browser" in fixed
+    from gru4rec.course import kernels_can_encrypt
+
+    # CurveZMQ keys for the kernels where jupyter_client can provision them (no "without encryption" warning)
+    assert ("--KernelManager.transport_encryption=auto" in argv) == kernels_can_encrypt()
 
 
 def test_cli_lab_prepares_the_course_copy(tmp_path, capsys) -> None:
