@@ -7,16 +7,16 @@ number)``, so the buffer is a pure function of the seed and of how many times it
 the buffer and the refill count are checkpointed (:attr:`NegativeSampler.state`); :meth:`NegativeSampler.sync`
 redraws the current buffer after a restore.
 
-A draw uses Walker's alias method (:func:`alias_table`, built once in numpy): one float64 uniform ``u`` per sample
-gives a column ``i = floor(u * n_items)`` and a coin ``u * n_items - i``; the sample is ``i`` when the coin is below
+A draw uses Walker's alias method (:func:`alias_table`, built once in numpy): one float64 uniform ``u`` per sample gives
+a column ``i = floor(u * n_items)`` and a coin ``u * n_items - i``; the sample is ``i`` when the coin is below
 ``prob[i]``, else ``alias[i]``. That is two table gathers per sample, where the official codes' ``searchsorted`` into
-the cumulative distribution does a binary search (about 15 dependent, cache-missing steps for 20,000 items): a refill
-of the official configuration's 10 M samples took 1.0-1.5 s with ``tf.searchsorted`` and 0.29-0.33 s with the alias
-table (2-core AMD EPYC, shared, load 3.5-3.9). The distribution is the same, ``support ** sample_alpha`` normalised:
-the table's implied probabilities equal it to float64 rounding (``alias_probabilities``, tested), and the uniform's
-52 random bits split into column and coin bias an item's probability by at most about ``n_items * 2**-52`` (4e-12
-for 20,000 items), as far below what any sample can detect as the CDF search's own rounding. The draws themselves
-differ from a CDF search with the same seed (same distribution, other numbers).
+the cumulative distribution does a binary search (about 15 dependent, cache-missing steps for 20,000 items): a refill of
+the official configuration's 10 M samples took 0.97-1.05 s with ``tf.searchsorted`` and 0.29-0.33 s with the alias table
+(measured in one process, 2-core AMD EPYC, shared, load 3.5-3.9). The distribution is the same, ``support **
+sample_alpha`` normalised: the table's implied probabilities equal it to float64 rounding (``alias_probabilities``,
+tested), and the uniform's 52 random bits split into column and coin bias an item's probability by at most about
+``n_items * 2**-52`` (4e-12 for 20,000 items), as far below what any sample can detect as the CDF search's own rounding.
+The draws themselves differ from a CDF search with the same seed (same distribution, other numbers).
 """
 
 from __future__ import annotations
