@@ -10,7 +10,7 @@ chunks and the best and the median are printed (a shared machine makes single ti
 printed too). Events are the valid (input, next item) pairs trained on.
 
     python benchmarks/train_speed.py [--chunks 6] [--repeats 3] [--only seed official bptt8 bptt20] [--json OUT]
-                                     [--official PATH_TO_GRU4Rec_Tensorflow_Official]
+                                     [--official PATH_TO_GRU4Rec_Tensorflow_Official] [--items 19500 53000]
 
 With ``--official`` the official TF code is timed on the same data right after the kit's seed and official
 configurations (``official_reference.py``), and the ratios are printed: a machine-independent form of the targets.
@@ -74,7 +74,8 @@ def configurations():
     }
 
 
-def time_config(config, data, chunks: int, repeats: int) -> dict:
+def _chunk_timer(config, data, chunks: int, repeats: int):
+    """A trainer on ``data`` and ``run_repeat()``: one timed repeat of ``chunks`` chunks after a traced first one."""
     import tensorflow as tf
 
     from gru4rec.train import Trainer, plan_epoch
@@ -85,57 +86,74 @@ def time_config(config, data, chunks: int, repeats: int) -> dict:
     needed = (1 + chunks * repeats) * chunk
     if plan.n_steps < needed:
         raise SystemExit(f"synthetic data too small: {plan.n_steps} steps < {needed}; lower --chunks/--repeats")
-    state = trainer.model.initial_state(config.batch_size)
+    box = {"state": trainer.model.initial_state(config.batch_size), "lo": 0, "per_step": [], "per_event": []}
 
-    def run(lo):
-        nonlocal state
+    def run():
+        lo = box["lo"]
         sl = slice(lo, lo + chunk)
         args = [tf.constant(a[sl]) for a in (plan.inputs, plan.targets, plan.resets, plan.valid)]
         samples = trainer.sampler.take(chunk)
-        state, losses = trainer.run_chunk(*args, samples, tf.constant(chunk // trainer.k, tf.int32), state)
-        return losses.numpy(), int(plan.valid[sl].sum())
+        box["state"], losses = trainer.run_chunk(*args, samples, tf.constant(chunk // trainer.k, tf.int32),
+                                                 box["state"])  # fmt: skip
+        losses.numpy()
+        box["lo"] += chunk
+        return int(plan.valid[sl].sum())
 
     t0 = time.perf_counter()
-    run(0)
-    trace_s = time.perf_counter() - t0
-    per_step = []
-    per_event = []
-    lo = chunk
-    for _ in range(repeats):
-        events = 0
+    run()
+    box["first_call_s"] = time.perf_counter() - t0
+
+    def run_repeat():
         t0 = time.perf_counter()
-        for _ in range(chunks):
-            losses, n = run(lo)
-            events += n
-            lo += chunk
+        events = sum(run() for _ in range(chunks))
         seconds = time.perf_counter() - t0
-        per_step.append(seconds / (chunks * chunk))
-        per_event.append(seconds / events)
-    best, median = min(per_step), float(np.median(per_step))
-    return {
-        "ms_per_step_best": 1000 * best,
-        "ms_per_step_median": 1000 * median,
-        "events_per_s_best": 1 / min(per_event),
-        "events_per_s_median": 1 / float(np.median(per_event)),
-        "first_call_s": trace_s,
-        "batch_size": config.batch_size,
-        "n_sample": config.n_sample,
-        "bptt_steps": config.bptt_steps,
-        "chunk_steps": chunk,
-        "device": str(state[0].device),
-    }
+        box["per_step"].append(seconds / (chunks * chunk))
+        box["per_event"].append(seconds / events)
+
+    def result() -> dict:
+        per_step, per_event = box["per_step"], box["per_event"]
+        return {
+            "ms_per_step_best": 1000 * min(per_step),
+            "ms_per_step_median": 1000 * float(np.median(per_step)),
+            "events_per_s_best": 1 / min(per_event),
+            "events_per_s_median": 1 / float(np.median(per_event)),
+            "first_call_s": box["first_call_s"],
+            "batch_size": config.batch_size,
+            "n_sample": config.n_sample,
+            "bptt_steps": config.bptt_steps,
+            "chunk_steps": chunk,
+            "n_items": data.n_items,
+            "device": str(box["state"][0].device),
+        }
+
+    return run_repeat, result
 
 
-def time_epoch(config, data) -> float:
+def time_config(config, data, chunks: int, repeats: int) -> dict:
+    """Steady-state ms/step and events/s (best and median of ``repeats`` repeats of ``chunks`` chunks)."""
+    return time_configs(config, [data], chunks, repeats)[0]
+
+
+def time_configs(config, datasets, chunks: int, repeats: int) -> list:
+    """:func:`time_config` on several data sets, their repeats interleaved (A B A B ...), so that a change of the
+    machine's load during the run does not favour one of them."""
+    timers = [_chunk_timer(config, data, chunks, repeats) for data in datasets]
+    for _ in range(repeats):
+        for run_repeat, _result in timers:
+            run_repeat()
+    return [result() for _run, result in timers]
+
+
+def time_epoch(config, data) -> tuple:
     """Wall time of one whole epoch (``Trainer.run_epoch``: batch plan, sampler, every chunk, host-side losses),
-    after a first epoch that traces the function."""
+    after a first epoch that traces the function, and the part of it spent inside the chunk calls."""
     from gru4rec.train import Trainer
 
     trainer = Trainer(config, data.n_items, data.item_counts, max_steps_per_epoch=data.n_pairs)
     trainer.run_epoch(data, 0, max_steps=2 * trainer.chunk)  # traces
     start = time.perf_counter()
-    trainer.run_epoch(data, 1)
-    return time.perf_counter() - start
+    out = trainer.run_epoch(data, 1)
+    return time.perf_counter() - start, out["in_graph_seconds"]
 
 
 def main(argv=None) -> int:
@@ -155,6 +173,11 @@ def main(argv=None) -> int:
                         help="also time one whole epoch (wall clock of Trainer.run_epoch: batch plan, sampler, "
                              "chunks, host work) of the kit and, with --official-tf/--official-pytorch, of the "
                              "official codes (the epoch time they print), and print the per-epoch ratios")
+    parser.add_argument("--items", type=int, nargs="+", metavar="N",
+                        help=f"catalogue sizes of the synthetic data (default {N_ITEMS:,}); with several, every "
+                             "configuration is timed on each (same events, same process) and the step time's ratio "
+                             "to the first size is printed: sampled training should not slow down as the "
+                             "catalogue grows")
     parser.add_argument("--official-seconds", type=float, default=30.0, help="timed seconds of each official run")
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -167,16 +190,22 @@ def main(argv=None) -> int:
 
     single = single_threaded_ops_on_cpu(configurations()[names[0]][1])  # as train() does; once per process
 
-    data = synthetic_sessions()
-    print(f"[{names[0]}] {data.n_events:,} events, {data.n_sessions:,} sessions, {data.n_items:,} items; TensorFlow "
+    sizes = args.items or [N_ITEMS]
+    datasets = {n: synthetic_sessions(n_items=n) for n in sizes}
+    data = datasets[sizes[0]]
+    print(f"[{names[0]}] {data.n_events:,} events, {data.n_sessions:,} sessions, "
+          f"{', '.join(f'{d.n_items:,}' for d in datasets.values())} items; TensorFlow "
           f"{tf.__version__}; single-threaded ops: {single}", file=sys.stderr)  # fmt: skip
     results = {}
     for name in names:
         label, config = configurations()[name]
-        r = time_config(config, data, args.chunks, args.repeats)
+        timed = time_configs(config, list(datasets.values()), args.chunks, args.repeats)
+        r = timed[0]
         if args.epochs:
-            r["epoch_seconds"] = time_epoch(config, data)
+            r["epoch_seconds"], r["epoch_in_graph_seconds"] = time_epoch(config, data)
         results[name] = {"label": label, "single_threaded_ops": single, **r}
+        if len(sizes) > 1:
+            results[name]["by_items"] = {t["n_items"]: t for t in timed}
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=2)
@@ -192,8 +221,9 @@ def _run_each_in_its_own_process(names, args) -> int:
 
     machine = describe()
     print(machine_line(machine))
-    print(f"{N_ITEMS:,} items; steady state after one traced chunk; best of {args.repeats} x {args.chunks} chunks "
-          f"(median in brackets)")  # fmt: skip
+    sizes = args.items or [N_ITEMS]
+    print(f"{', '.join(f'{n:,}' for n in sizes)} items; steady state after one traced chunk; best of {args.repeats} "
+          f"x {args.chunks} chunks (median in brackets)")  # fmt: skip
     print(f"{'configuration':78s} {'events/s':>10s} {'ms/step':>8s}   (median: events/s, ms/step)")
     results = {}
     for name in names:
@@ -203,12 +233,21 @@ def _run_each_in_its_own_process(names, args) -> int:
                        "--chunks", str(args.chunks), "--repeats", str(args.repeats)]  # fmt: skip
             if args.epochs:
                 command.append("--epochs")
+            if args.items:
+                command += ["--items", *map(str, args.items)]
             subprocess.run(command, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
             with open(out) as handle:
                 r = json.load(handle)[name]
         results[name] = r
         print(f"{r['label']:78s} {r['events_per_s_best']:10,.0f} {r['ms_per_step_best']:8.3f}   "
               f"({r['events_per_s_median']:,.0f}, {r['ms_per_step_median']:.3f})", flush=True)  # fmt: skip
+        for n, rn in list(r.get("by_items", {}).items())[1:]:
+            first = r["ms_per_step_best"]
+            print(f"{'  the same with ' + format(int(n), ',') + ' items':78s} {rn['events_per_s_best']:10,.0f} "
+                  f"{rn['ms_per_step_best']:8.3f}   ({rn['events_per_s_median']:,.0f}, "
+                  f"{rn['ms_per_step_median']:.3f}); step time {rn['ms_per_step_best'] / first:.2f} x that with "
+                  f"{r['n_items']:,} items (median {rn['ms_per_step_median'] / r['ms_per_step_median']:.2f} x)",
+                  flush=True)  # fmt: skip
         if name in ("seed", "official"):
             floor = step_floor(r["batch_size"], r["n_sample"], 100, machine["sgemm_gflops"],
                                machine["copy_gbytes_per_s"])  # fmt: skip
@@ -219,7 +258,10 @@ def _run_each_in_its_own_process(names, args) -> int:
                   f"{floor['memory_ms']:.3f} ms); measured "
                   f"{r['ms_per_step_best'] / floor['floor_ms']:.1f} x the limit", flush=True)  # fmt: skip
         if "epoch_seconds" in r:
-            print(f"  one epoch of the kit: {r['epoch_seconds']:.1f} s wall", flush=True)
+            host = r["epoch_seconds"] - r["epoch_in_graph_seconds"]
+            print(f"  one epoch of the kit: {r['epoch_seconds']:.1f} s wall, of which {host:.2f} s "
+                  f"({100 * host / r['epoch_seconds']:.1f} %) outside the in-graph chunk calls (batch plan, "
+                  f"sample store, host arrays; target < 5 %)", flush=True)  # fmt: skip
         if args.epochs and name in OFFICIAL_RATIO_TARGETS:
             from official_reference import run_part
 

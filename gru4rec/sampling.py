@@ -1,12 +1,22 @@
 """Extra negative samples, drawn with probability proportional to support^sample_alpha, from a precomputed store.
 
 As in the official code (``SampleCache`` / the Theano "sample store"): a buffer of ``sample_store_size // n_sample``
-rows of ``n_sample`` item indices is drawn at once (``searchsorted`` of uniform numbers in the cumulative
-distribution of ``support ** sample_alpha``); each training step uses one row, shared by the whole mini-batch; when
-the buffer is used up it is drawn again. Here the draws use TensorFlow's stateless RNG keyed by ``(seed, refill
+rows of ``n_sample`` item indices is drawn at once; each training step uses one row, shared by the whole mini-batch;
+when the buffer is used up it is drawn again. Here the draws use TensorFlow's stateless RNG keyed by ``(seed, refill
 number)``, so the buffer is a pure function of the seed and of how many times it was refilled. Only the position in
 the buffer and the refill count are checkpointed (:attr:`NegativeSampler.state`); :meth:`NegativeSampler.sync`
 redraws the current buffer after a restore.
+
+A draw uses Walker's alias method (:func:`alias_table`, built once in numpy): one float64 uniform ``u`` per sample gives
+a column ``i = floor(u * n_items)`` and a coin ``u * n_items - i``; the sample is ``i`` when the coin is below
+``prob[i]``, else ``alias[i]``. That is two table gathers per sample, where the official codes' ``searchsorted`` into
+the cumulative distribution does a binary search (about 15 dependent, cache-missing steps for 20,000 items): a refill of
+the official configuration's 10 M samples took 0.97-1.05 s with ``tf.searchsorted`` and 0.29-0.33 s with the alias table
+(measured in one process, 2-core AMD EPYC, shared, load 3.5-3.9). The distribution is the same, ``support **
+sample_alpha`` normalised: the table's implied probabilities equal it to float64 rounding (``alias_probabilities``,
+tested), and the uniform's 52 random bits split into column and coin bias an item's probability by at most about
+``n_items * 2**-52`` (4e-12 for 20,000 items), as far below what any sample can detect as the CDF search's own rounding.
+The draws themselves differ from a CDF search with the same seed (same distribution, other numbers).
 """
 
 from __future__ import annotations
@@ -28,6 +38,43 @@ def sampling_cdf(item_counts: np.ndarray, sample_alpha: float) -> np.ndarray:
     cdf = np.cumsum(weights) / total
     cdf[-1] = 1.0
     return cdf
+
+
+def alias_table(item_counts: np.ndarray, sample_alpha: float) -> tuple:
+    """Walker's alias table of ``support ** sample_alpha`` (Vose's construction): ``(prob float64, alias int32)``,
+    each ``(n_items,)``. Column ``i`` (chosen with probability ``1 / n``) yields ``i`` with probability ``prob[i]``
+    and ``alias[i]`` otherwise. Items with no support get ``prob 0`` and an alias with support, so they are never
+    drawn."""
+    sampling_cdf(item_counts, sample_alpha)  # the same checks of the counts
+    counts = np.asarray(item_counts, dtype=np.float64)
+    weights = np.where(counts > 0, counts**sample_alpha, 0.0)
+    n = len(weights)
+    scaled = weights * (n / weights.sum())
+    prob, alias = [1.0] * n, list(range(n))
+    small = np.flatnonzero(scaled < 1.0).tolist()
+    large = np.flatnonzero(scaled >= 1.0).tolist()
+    p = scaled.tolist()
+    while small and large:  # O(n) list operations: about 25 ms for 20,000 items
+        s, g = small.pop(), large[-1]
+        prob[s] = p[s]
+        alias[s] = g
+        p[g] -= 1.0 - p[s]
+        if p[g] < 1.0:
+            large.pop()
+            small.append(g)
+    # what is left has scaled weight 1 up to rounding (prob stays 1); an item without support never stays
+    prob, alias = np.array(prob, np.float64), np.array(alias, np.int64)
+    positive = counts > 0
+    prob[~positive] = 0.0
+    alias[~positive & (alias == np.arange(n))] = int(np.argmax(weights))
+    return prob, alias.astype(np.int32)
+
+
+def alias_probabilities(prob: np.ndarray, alias: np.ndarray) -> np.ndarray:
+    """The distribution an alias table draws from: ``(prob[i] + sum of (1 - prob[j]) over j with alias[j] = i) / n``."""
+    n = len(prob)
+    return (np.asarray(prob, np.float64) + np.bincount(alias, weights=1.0 - np.asarray(prob, np.float64),
+                                                        minlength=n)) / n  # fmt: skip
 
 
 class SamplerState(tf.Module):
@@ -55,7 +102,10 @@ class NegativeSampler:
         self.seed = int(seed)
         self.n_items = len(item_counts)
         self.rows = max(int(min_rows), int(store_size) // max(self.n_sample, 1), 1)
-        self.cdf = tf.constant(sampling_cdf(item_counts, sample_alpha)) if self.n_sample > 0 else None
+        self.prob = self.alias = None
+        if self.n_sample > 0:
+            prob, alias = alias_table(item_counts, sample_alpha)
+            self.prob, self.alias = tf.constant(prob), tf.constant(alias)
         self.state = SamplerState(self.rows)
         self.buffer = tf.Variable(
             tf.zeros((self.rows if self.n_sample > 0 else 0, self.n_sample), tf.int32), trainable=False, name="buffer"
@@ -63,10 +113,11 @@ class NegativeSampler:
 
     def _draw(self, refill: tf.Tensor) -> tf.Tensor:
         seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(refill, tf.int64) + 7919])
-        u = tf.random.stateless_uniform([self.rows * self.n_sample], seed=seed, dtype=tf.float64)
-        idx = tf.searchsorted(self.cdf, u, side="right")
-        idx = tf.minimum(idx, self.n_items - 1)
-        return tf.reshape(tf.cast(idx, tf.int32), (self.rows, self.n_sample))
+        scaled = tf.random.stateless_uniform([self.rows * self.n_sample], seed=seed, dtype=tf.float64) * self.n_items
+        column = tf.floor(scaled)
+        idx = tf.minimum(tf.cast(column, tf.int32), self.n_items - 1)
+        idx = tf.where(scaled - column < tf.gather(self.prob, idx), idx, tf.gather(self.alias, idx))
+        return tf.reshape(idx, (self.rows, self.n_sample))
 
     def take(self, n: int) -> tf.Tensor:
         """The next ``n`` rows (``n <= rows``) of the stream of rows: the rest of the buffer, then (if more are

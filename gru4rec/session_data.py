@@ -99,6 +99,37 @@ class ItemMap:
         return cls(np.asarray(ids, dtype=np.int64))
 
 
+_IN_ORDER = np.zeros(0, dtype=np.int64)  # marker: the events are in order already
+
+
+def _order_of_grouped(sessions: np.ndarray, times: np.ndarray) -> Optional[np.ndarray]:
+    """The order of :meth:`SessionData.from_frame`'s stable sort by (session start, SessionId, Time), computed
+    without sorting the events when every session's events are contiguous and in time order (how GRU4Rec files are
+    written): then only the sessions are sorted. None when the events are not laid out so (the general sort runs)."""
+    n = len(sessions)
+    if n == 0:
+        return None
+    cut = np.flatnonzero(sessions[1:] != sessions[:-1]) + 1
+    starts = np.concatenate([[0], cut])
+    run_ids = sessions[starts]
+    if len(run_ids) > 1 and not np.all(run_ids[1:] > run_ids[:-1]):
+        if len(pd.unique(run_ids)) != len(run_ids):
+            return None  # a session comes back after another one: not contiguous
+    step = times[1:] >= times[:-1]
+    step[cut - 1] = True  # across a session boundary anything goes
+    if not step.all():
+        return None  # times out of order inside a session
+    session_start = times[starts]  # the first event of a sorted session is its earliest
+    by_session = np.lexsort((run_ids, session_start))
+    if np.all(by_session[1:] > by_session[:-1]):
+        return _IN_ORDER
+    lengths = np.diff(np.concatenate([starts, [n]]))
+    lengths_sorted = lengths[by_session]
+    # event positions: each sorted session's first event, then its following ones
+    first = np.repeat(starts[by_session] - np.concatenate([[0], np.cumsum(lengths_sorted)[:-1]]), lengths_sorted)
+    return first + np.arange(n)
+
+
 @dataclass(frozen=True, eq=False)
 class SessionData:
     """Events sorted by (session start time, SessionId, Time); one row of ``items`` per event."""
@@ -127,18 +158,21 @@ class SessionData:
         item_ids = frame[ITEM_KEY].to_numpy(dtype=np.int64)
         times = frame[TIME_KEY].to_numpy(dtype=np.float64)
         if item_map is None:
-            item_map = ItemMap.from_ids(item_ids)
+            item_map = ItemMap(np.sort(pd.unique(item_ids)))  # = ItemMap.from_ids, hashing before the sort
         items = item_map.index_of(item_ids)
         known = items >= 0
         n_dropped = int((~known).sum())
         sessions, items, times = sessions[known], items[known], times[known]
 
-        # Session start time for every event, then one stable sort by (start, SessionId, Time).
-        unique_sessions, inverse = np.unique(sessions, return_inverse=True)
-        start = np.full(len(unique_sessions), np.inf)
-        np.minimum.at(start, inverse, times)
-        order = np.lexsort((times, sessions, start[inverse]))
-        sessions, items, times = sessions[order], items[order], times[order]
+        order = _order_of_grouped(sessions, times)
+        if order is None:
+            # Session start time for every event, then one stable sort by (start, SessionId, Time).
+            unique_sessions, inverse = np.unique(sessions, return_inverse=True)
+            start = np.full(len(unique_sessions), np.inf)
+            np.minimum.at(start, inverse, times)
+            order = np.lexsort((times, sessions, start[inverse]))
+        if order is not _IN_ORDER:
+            sessions, items, times = sessions[order], items[order], times[order]
 
         boundaries = np.flatnonzero(np.diff(sessions)) + 1 if len(sessions) else np.zeros(0, dtype=np.int64)
         offsets = np.concatenate([[0], boundaries, [len(sessions)]]).astype(np.int64)

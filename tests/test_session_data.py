@@ -60,3 +60,48 @@ def test_to_frame_round_trip() -> None:
     again = SessionData.from_frame(data.to_frame())
     assert np.array_equal(again.items, data.items)
     assert np.array_equal(again.offsets, data.offsets)
+
+
+def _layouts(seed):
+    """Frames of the same kind of sessions laid out in several ways: grouped (session ids out of order), grouped and
+    sorted by id as GRU4Rec files are, interleaved by time, shuffled, one session out of time order; with equal
+    times and equal session starts."""
+    rng = np.random.default_rng(seed)
+    n_sessions = 300
+    lengths = rng.integers(1, 8, n_sessions)
+    sessions = np.repeat(rng.permutation(10 * n_sessions)[:n_sessions], lengths)
+    start = np.repeat(rng.integers(0, 50, n_sessions).astype(float), lengths)  # many equal session starts
+    times = start + np.concatenate([np.sort(rng.integers(0, 4, k)) for k in lengths]).astype(float)  # equal times
+    items = rng.integers(100, 160, len(sessions))
+    grouped = pd.DataFrame({"SessionId": sessions, "ItemId": items, "Time": times})
+    by_id = grouped.sort_values(["SessionId", "Time"], kind="stable").reset_index(drop=True)
+    by_time = grouped.sort_values(["Time", "SessionId"], kind="stable")  # sessions interleaved
+    shuffled = grouped.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    unsorted_inside = grouped.copy()
+    unsorted_inside.loc[1:2, "Time"] = unsorted_inside.loc[1:2, "Time"].to_numpy()[::-1] + [0.0, 5.0]
+    return [grouped, by_id, by_time.reset_index(drop=True), shuffled, unsorted_inside]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_fast_path_for_grouped_files_gives_the_general_sort(seed, monkeypatch):
+    import gru4rec.session_data as sd
+
+    layouts = _layouts(seed)
+    for frame, grouped in zip(layouts, (True, True, False, False, False)):
+        order = sd._order_of_grouped(frame["SessionId"].to_numpy(), frame["Time"].to_numpy())
+        assert (order is not None) == grouped  # the fast path runs on grouped files, the general sort otherwise
+        fast = SessionData.from_frame(frame)
+        with monkeypatch.context() as m:
+            m.setattr(sd, "_order_of_grouped", lambda sessions, times: None)  # the general sort only
+            general = SessionData.from_frame(frame)
+        for name in ("items", "times", "offsets", "session_ids"):
+            np.testing.assert_array_equal(getattr(fast, name), getattr(general, name), err_msg=name)
+        np.testing.assert_array_equal(fast.item_map.ids, general.item_map.ids)
+        train_map = ItemMap.from_ids(np.arange(100, 140))  # with a given map: unknown items dropped
+        a, b = SessionData.from_frame(frame, train_map), None
+        with monkeypatch.context() as m:
+            m.setattr(sd, "_order_of_grouped", lambda sessions, times: None)
+            b = SessionData.from_frame(frame, train_map)
+        for name in ("items", "times", "offsets", "session_ids"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        assert a.n_dropped_unknown == b.n_dropped_unknown
