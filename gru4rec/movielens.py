@@ -189,6 +189,7 @@ def prepare(
         say(f"writing {FILES[key]} ({len(frame):,} ratings)")
         gio.write_sessions(frame, staging / FILES[key])
         stats["files"][key] = _split_stats(frame, FILES[key])
+    (out / STATS_FILE).unlink(missing_ok=True)  # a folder whose files are being replaced is not complete
     for key in splits:
         os.replace(staging / FILES[key], out / FILES[key])
     shutil.rmtree(staging, ignore_errors=True)

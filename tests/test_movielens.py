@@ -114,6 +114,9 @@ def test_prepare_writes_the_four_splits_and_the_stats_last(tmp_path):
         assert len(frame) == stats["files"][key]["events"] > 0
     assert json.loads((out / movielens.STATS_FILE).read_text())["files"]["test"]["sessions"] == 30
     assert not (out / ".staging-movielens").exists()
+    again = movielens.prepare(_ratings_file(tmp_path), out, test_fraction=0.5)  # a second run into the same folder
+    assert again["files"]["test"]["sessions"] == 60 and movielens.is_complete(out)
+    assert json.loads((out / movielens.STATS_FILE).read_text())["test_fraction"] == 0.5
 
 
 def test_the_cli_prepares_movielens_and_rejects_a_missing_file(tmp_path):
