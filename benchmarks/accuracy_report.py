@@ -16,6 +16,10 @@ item-kNN and Markov go through the kit's evaluator, and the ceiling is the Recal
 predictor of the generating process (recorded with the preset by ``gru4rec synth``).
 
 Epoch time: the mean seconds of a training epoch (the kit's ``train.jsonl``; the official codes' ``EpochN`` lines).
+
+``--train FILE --test FILE`` runs on any pair of GRU4Rec TSV files instead of a preset (no ceiling then), e.g. the
+MovieLens splits of ``gru4rec prepare movielens``.
+
 ``--session-orders time shuffled`` trains each variant twice: with the sessions in time order (the official codes'
 order, ``shuffle=false``) and in a new random order every epoch (``shuffle=true``).
 
@@ -216,7 +220,7 @@ def main() -> None:
     results: dict = {}
     failures: dict = {}
 
-    watched: list = []  # (code, epochs, repeat, log) of runs that another process is still writing
+    watched: list = []  # ((code, epochs, repeat), log) of runs that another process is still writing
 
     def official_log(code: str, epochs: int, repeat: int) -> Path:
         return run_root / (f"official_{code}_{epochs}ep.log" if repeat == 0 else
