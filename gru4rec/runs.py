@@ -10,6 +10,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from gru4rec.averaging import average_restore_target
 from gru4rec.config import Config
 from gru4rec.model import GRU4RecModel
 from gru4rec.run_folder import RunFolder, RunFolderError
@@ -59,7 +60,9 @@ def load_run(run_dir, epoch: Optional[int] = None) -> LoadedRun:
     except (MemoryError, tf.errors.ResourceExhaustedError):
         raise RunFolderError(f"{folder.config_path}: not enough memory for a model of {n_items} items and layers "
                              f"{list(config.layers)}") from None  # fmt: skip
-    folder.restore(tf.train.Checkpoint(model=model), folder.checkpoint_prefix(epoch), partial=True)
+    # With weight averaging the run's model is the average (gru4rec.averaging), saved as the checkpoint's ``average``.
+    target = average_restore_target(model) if config.weight_averaging > 0 else tf.train.Checkpoint(model=model)
+    folder.restore(target, folder.checkpoint_prefix(epoch), partial=True)
     support = None
     if folder.support_path.exists():
         try:

@@ -38,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from gru4rec import run_folder as _run_folder
+from gru4rec.averaging import WeightAverage
 from gru4rec.batching import epoch_batches
 from gru4rec.config import Config
 from gru4rec.distribute import DataParallel, OneDevice, make_strategy
@@ -230,11 +231,21 @@ class Trainer:
         )
         # float16 only: a dynamic loss scale (checkpointed); a step whose gradients overflow is skipped.
         self.loss_scale = self.policy.new_loss_scale()
+        # weight_averaging > 0: a polynomial-decay average of the weights, moved after every chunk (a departure
+        # from the official codes, which evaluate the last weights; gru4rec/averaging.py).
+        self.average = WeightAverage(self.model, config.weight_averaging) if config.weight_averaging > 0 else None
+
+    @property
+    def inference_model(self) -> GRU4RecModel:
+        """The weights to evaluate and export: the average with ``weight_averaging`` > 0, else the model itself."""
+        return self.model if self.average is None else self.average.model
 
     def checkpoint(self) -> tf.train.Checkpoint:
         parts = dict(model=self.model, optimizer=self.optimizer, sampler=self.sampler.state, progress=self.progress)
         if self.loss_scale is not None:
             parts["loss_scale"] = self.loss_scale
+        if self.average is not None:
+            parts["average"] = self.average.checkpoint()
         return tf.train.Checkpoint(**parts)
 
     def distribute_info(self) -> dict:
@@ -463,6 +474,8 @@ class Trainer:
             state, chunk_losses = self.run_chunk(
                 *chunk_args, samples, tf.constant(-(-n_real // self.k), tf.int32), state
             )
+            if self.average is not None:
+                self.average.update()
             chunk_losses = chunk_losses.numpy()
             in_graph += time.perf_counter() - t_graph
             n_valid = plan.valid[lo:hi].sum(axis=1)
@@ -760,7 +773,7 @@ def _train_on_device(config, train_data, run_dir, valid_data, resume, cbs, progr
                 "checkpoint": manager.latest_checkpoint,
             }  # fmt: skip
             if valid_data is not None:
-                valid = _evaluate_valid(trainer.model, valid_data, item_support)
+                valid = _evaluate_valid(trainer.inference_model, valid_data, item_support)
                 if valid is not None:
                     record["valid_recall@20"] = valid["recall@20"]
                     record["valid_mrr@20"] = valid["mrr@20"]
@@ -782,7 +795,7 @@ def _train_on_device(config, train_data, run_dir, valid_data, resume, cbs, progr
     result = TrainResult(
         run_dir=run_dir,
         config=config,
-        model=trainer.model,
+        model=trainer.inference_model,
         item_map=train_data.item_map,
         epochs_done=int(trainer.progress.epoch.numpy()),
         steps=int(trainer.progress.batch_step.numpy()),

@@ -14,10 +14,12 @@ def test_steps_go_from_the_seed_to_the_official_preset_one_change_at_a_time():
     configs = step_configs(n_epochs=3, seed=7)
     assert configs[0][1] == Config.preset("seed", n_epochs=3, seed=7)
     assert configs[0][0].tie_mode == "seed" and all(step.tie_mode == "conservative" for step in STEPS[1:])
-    # the official parameter file as the TF code runs it, then the PyTorch code's cell: the kit's default
-    faithful = Config.preset("official", gru_variant="reset_before", n_epochs=3, seed=7)
-    assert configs[-2][1] == faithful
-    assert config_differences(configs[-1][1], configs[-2][1]) == {"gru_variant": ("reset_after", "reset_before")}
+    # the official parameter file as the TF code runs it, then the PyTorch code's cell, then the weight average:
+    # the kit's default
+    faithful = Config.preset("official", gru_variant="reset_before", weight_averaging=0.0, n_epochs=3, seed=7)
+    assert configs[-3][1] == faithful
+    assert config_differences(configs[-2][1], configs[-3][1]) == {"gru_variant": ("reset_after", "reset_before")}
+    assert config_differences(configs[-1][1], configs[-2][1]) == {"weight_averaging": (3.0, 0.0)}
     assert configs[-1][1] == Config.preset("official", n_epochs=3, seed=7)
     keys = [(config.to_json(sort_keys=True), step.tie_mode) for step, config in configs]
     assert len(set(keys)) == len(keys)
