@@ -55,3 +55,5 @@ def test_gap_figure_on_a_hand_made_table():
     table = pd.DataFrame({"step": ["a", "b", "c"], "tie_mode": ["seed", "conservative", "conservative"],
                           "recall@20": [0.2, 0.21, 0.42], "mrr@20": [0.1, 0.1, 0.2], "epoch_seconds": [1, 1, 2]})
     assert gap_figure(table, (0.3, 0.9)).data[0].y[0] == 0.5
+    # official_index picks the honestly evaluated row that stands for the official configuration
+    assert gap_figure(table, (0.3, 0.9), official_index=0).data[0].y[0] == 0.0
