@@ -597,9 +597,13 @@ def train(
     is cut short and still checkpointed.
 
     The run folder (``gru4rec.run_folder``) is locked for the whole call (another writer gets a
-    ``RunFolderError``); ``replace=True`` moves an existing run aside into ``replaced-<time>/`` instead of refusing.
-    A resume finds the checkpoints from their files, refuses other training data (``config.json`` holds its
-    fingerprint) and cuts the logs back to the checkpointed step.
+    ``RunFolderError``); ``replace=True`` moves an existing run aside into ``replaced-<time>/`` instead of refusing,
+    once the folder, the device and the distribution have been checked. A new run refuses a folder holding a run's
+    files without ``config.json``, and any of the run's entries that is a symbolic link. A resume finds the
+    checkpoints from their files, refuses other training data (``config.json`` holds its fingerprint) or an
+    ``items.tsv`` / ``item_support.npy`` that no longer match it, and cuts the logs back to the checkpointed step.
+    Each epoch's records (``train.jsonl``, TensorBoard) are written before its checkpoint; a resume rewrites
+    ``config.json`` only once it has trained an epoch (``gru4rec.run_folder``).
     """
     single_threaded = single_threaded_ops_on_cpu(config)
     run_dir = Path(out_dir)
