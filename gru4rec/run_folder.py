@@ -104,8 +104,10 @@ def no_follow_opener(path, flags: int) -> int:
     try:
         fd = os.open(path, flags, 0o644)
     except OSError as error:
-        if error.errno == errno.ELOOP or (error.errno == errno.ENXIO and os.path.islink(path)):
+        if error.errno == errno.ELOOP:
             raise _link_error(path) from None
+        if error.errno == errno.ENXIO:  # a FIFO or socket (O_NONBLOCK keeps the open from waiting on it)
+            raise RunFolderError(f"{path}: is not a regular file; remove it or use another folder") from None
         raise
     try:
         _check_own_file(fd, path)
@@ -414,9 +416,15 @@ class RunFolder:
 
     def check_links(self) -> None:
         """:class:`RunFolderError` when one of the run's own entries (:data:`RUN_FILES`, the entries of
-        ``checkpoints/`` and ``tensorboard/``) is a symbolic link: the kit writes them (call under the lock)."""
+        ``checkpoints/`` and ``tensorboard/``) is a symbolic link, or of the wrong kind (a FIFO where a file is
+        expected, a file where a folder is): the kit reads and writes them (call under the lock)."""
         for name in RUN_FILES:
-            refuse_link(self.path / name)
+            path = self.path / name
+            refuse_link(path)
+            folder = name in ("checkpoints", "tensorboard")
+            if path.exists() and not (path.is_dir() if folder else path.is_file()):
+                raise RunFolderError(f"{path}: expected {'a folder' if folder else 'a regular file'}; remove it or "
+                                     "use another folder")  # fmt: skip
         for folder in (self.checkpoints_dir, self.tensorboard_dir):
             if folder.is_dir():
                 for entry in sorted(folder.iterdir()):
@@ -425,7 +433,8 @@ class RunFolder:
     def check_training(self, config, data, resume: bool, replace: bool = False) -> None:
         """Check the folder for a training call (under the lock) without changing anything: no link among the
         run's entries; a resume needs the same config and data; a new run needs a folder without a run's files,
-        unless ``replace`` (then :meth:`set_aside` moves them)."""
+        unless ``replace`` (then :meth:`set_aside` moves them; :func:`gru4rec.train.train` opens the device first).
+        """
         self.check_links()
         if self.holds_run():
             if resume:
@@ -442,14 +451,6 @@ class RunFolder:
                 "run moved aside half-way); a run would overwrite or reuse them: move them away or use another "
                 "folder"
             )
-
-    def prepare(self, config, data, resume: bool, replace: bool = False) -> Optional[Path]:
-        """:meth:`check_training`, then for ``replace`` the old run's files are set aside (their new place is
-        returned). :func:`gru4rec.train.train` calls the two steps apart, opening the device in between."""
-        self.check_training(config, data, resume, replace)
-        if replace and not (resume and self.holds_run()):
-            return self.set_aside()
-        return None
 
     # ------------------------------------------------------------------ files checked against config.json
     def read_item_map(self, meta: Optional[dict] = None):

@@ -116,7 +116,8 @@ def test_symlinked_logs_are_refused_in_a_new_folder_and_on_resume(run, tmp_path,
 
 
 def test_a_symlinked_tensorboard_folder_or_checkpoint_is_refused(run, tmp_path, capsys):
-    """Item 1: the folders the kit writes into (tensorboard/, checkpoints/) and their entries are no links."""
+    """Item 1: the folders the kit writes into (tensorboard/, checkpoints/) and their entries are no links; a log
+    that is not a regular file is refused too."""
     elsewhere = tmp_path / "elsewhere"
     shutil.move(run / "tensorboard", elsewhere)
     (run / "tensorboard").symlink_to(elsewhere)
@@ -128,6 +129,11 @@ def test_a_symlinked_tensorboard_folder_or_checkpoint_is_refused(run, tmp_path, 
     (run / "checkpoints" / "epoch-2.index").symlink_to(victim)
     assert _train(run, "--resume", epochs=2) == 2
     assert "epoch-2.index: is a symbolic link" in _error(capsys) and victim.read_text() == "precious\n"
+    (run / "checkpoints" / "epoch-2.index").unlink()
+    (run / "train.jsonl").unlink()
+    os.mkfifo(run / "train.jsonl")  # reading it back to cut the logs would wait forever
+    assert _train(run, "--resume", epochs=2) == 2
+    assert "train.jsonl: expected a regular file" in _error(capsys)
 
 
 # ------------------------------------------------------------------------------------------------ item 2
