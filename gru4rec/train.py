@@ -219,7 +219,7 @@ class Trainer:
             item_counts, config.n_sample, config.sample_alpha, config.seed, store, min_rows=self.chunk
         )
         self.progress = Progress()
-        self.logq_table = None  # (n_items,) logq * log(support); cross-entropy only, as the official codes
+        self.logq_table = None  # (n_items,) logq * log(support); cross-entropy only, as the official TF/PyTorch codes
         if config.logq > 0 and config.loss == "cross-entropy":
             counts = np.maximum(np.asarray(item_counts, np.float64), 1.0)
             self.logq_table = tf.constant((config.logq * np.log(counts)).astype(np.float32))
