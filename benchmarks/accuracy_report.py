@@ -150,7 +150,7 @@ def _kit_configs(base, variants, session_orders) -> list:
         for order in session_orders:
             config = base.with_overrides(gru_variant=variant)
             if order != "preset":
-                config = config.with_overrides(shuffle=order == "shuffled")
+                config = config.with_overrides(shuffle=order == "shuffled", session_order="time")
             shuffled = "shuffled" if config.shuffle else "time order"
             label = f"kit, {variant}" + ("" if session_orders == ["preset"] else f", {shuffled}")
             folder = variant + ("" if order == "preset" else f"_{order}")
