@@ -266,6 +266,8 @@ _FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Config)}
 # (reset gate after the recurrent product, ``torch.nn.GRUCell``) learns faster than the Theano/TF cell (on `small`
 # Recall@20 about 0.02 higher at 3 epochs, the same at 10; on MovieLens-100K higher at 3 and at 10 epochs).
 # ``--gru_variant reset_before`` gives the Theano/TF cell. The BPR-max presets keep the Theano/TF cell (not measured).
+# Both this choice and the eta below were made on test-split figures; benchmarks/select_on_validation.py is the
+# protocol that chooses on the validation split only (not yet run for them).
 OFFICIAL_XE_GRU_VARIANT = "reset_after"
 # The weights the cross-entropy presets evaluate, also chosen by measurement (README "Results"): a polynomial-decay
 # average of the weights with this eta (``gru4rec.averaging``) instead of the last update's (the official codes'),
