@@ -134,7 +134,8 @@ def check_training_data(data: SessionData, config: Config) -> None:
 
 def plan_epoch(data: SessionData, config: Config, epoch: int, chunk: int) -> EpochPlan:
     """Session-parallel batches of one epoch (``gru4rec.batching``), adjusted for training (module docstring)."""
-    eb = epoch_batches(data, config.batch_size, shuffle=config.shuffle, seed=config.seed + epoch)
+    eb = epoch_batches(data, config.batch_size, shuffle=config.shuffle, seed=config.seed + epoch,
+                       order=config.session_order, end=config.epoch_end)  # fmt: skip
     inputs, targets, resets, valid = eb.inputs, eb.targets, eb.resets, eb.valid
     n_valid = valid.sum(axis=1)
     n_steps = len(n_valid)
@@ -218,7 +219,7 @@ class Trainer:
             item_counts, config.n_sample, config.sample_alpha, config.seed, store, min_rows=self.chunk
         )
         self.progress = Progress()
-        self.logq_table = None  # (n_items,) logq * log(support); cross-entropy only, as the official codes
+        self.logq_table = None  # (n_items,) logq * log(support); cross-entropy only, as the official TF/PyTorch codes
         if config.logq > 0 and config.loss == "cross-entropy":
             counts = np.maximum(np.asarray(item_counts, np.float64), 1.0)
             self.logq_table = tf.constant((config.logq * np.log(counts)).astype(np.float32))
