@@ -125,9 +125,12 @@ def atomic_write(path: PathLike, mode: str = "w", encoding: Optional[str] = "utf
             yield handle
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.remove(tmp)
+        if isinstance(error, OSError) and error.errno is not None and error.filename is None:
+            # a write that failed (a full disk: ENOSPC) names no file: name the one being written
+            raise OSError(error.errno, error.strerror or os.strerror(error.errno), path) from error
         raise
 
 

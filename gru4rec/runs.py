@@ -69,4 +69,7 @@ def load_run(run_dir, epoch: Optional[int] = None) -> LoadedRun:
             support = np.load(folder.support_path)
         except (OSError, ValueError) as error:
             raise RunFolderError(f"{folder.support_path}: cannot be read ({error})") from None
+        if support.shape != (n_items,) or not np.issubdtype(support.dtype, np.number):
+            raise RunFolderError(f"{folder.support_path}: expected {n_items} numbers (n_items in "
+                                 f"{folder.config_path}), found an array of shape {support.shape} ({support.dtype})")
     return LoadedRun(config, item_map, model, int(epoch), folder.path, meta, support)
