@@ -92,7 +92,11 @@ def read_ratings(path: PathLike) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (expected MovieLens ratings: u.data, ratings.dat or .inter)")
     with open(path, encoding="utf-8", errors="replace") as handle:
-        first = handle.readline().rstrip("\r\n")
+        first = handle.readline(gio.MAX_LINE_BYTES + 1)  # bounded: a file without newlines is not read whole
+    if len(first) > gio.MAX_LINE_BYTES and not first.endswith("\n"):
+        raise DataFormatError(path, 1, None, f"lines of at most {gio.MAX_LINE_BYTES >> 20} MiB",
+                              f"a longer line (no line break in its first {gio.MAX_LINE_BYTES:,} characters)")
+    first = first.rstrip("\r\n")
     if not first:
         raise DataFormatError(path, 1, None, "MovieLens ratings (u.data, ratings.dat or a RecBole .inter)",
                               "an empty file")  # fmt: skip

@@ -9,7 +9,10 @@ JSON object a line with ``name`` (a :class:`gru4rec.config.Config` field), ``dty
 ``paropt.py`` starts one ``run.py`` per trial) and reports the validation metric after every epoch, so that the
 pruner can stop hopeless trials after an epoch. The sampler is a seeded TPE. The study lives in SQLite
 (``DIR/study.db``): a killed search resumes where it stopped, the interrupted trial rerun with the same parameters,
-and ``n_trials`` counts the finished trials of the whole study, not of this call. The best parameters are written
+and ``n_trials`` counts the finished trials of the whole study, not of this call. A resume is refused when the fixed
+settings, the space, the metric or the fingerprints of the training or validation data differ from the study's (the
+error names what differs), and one search at a time holds the folder (``DIR/.lock``, ``run_folder.RunLock``).
+Every value of a categorical parameter is checked before trial 0. The best parameters are written
 (atomically) as ``DIR/best_params.json``, a JSON object of Config overrides that ``gru4rec train --params`` reads.
 """
 

@@ -174,3 +174,10 @@ def test_the_cli_names_a_folder_and_a_bad_test_fraction(tmp_path):
     fraction = run("--ratings", str(ratings), "--test-fraction", "0.999")
     assert fraction.returncode == 2 and "leaves no training session" in fraction.stderr
     assert len(fraction.stderr.strip().splitlines()) == 1
+
+
+def test_a_ratings_file_without_newlines_is_rejected_from_its_first_mib(tmp_path):
+    path = tmp_path / "u.data"
+    path.write_bytes(b"1" * (3 * gio.MAX_LINE_BYTES))
+    with pytest.raises(DataFormatError, match=r"u\.data:1: expected lines of at most 1 MiB"):
+        movielens.read_ratings(path)
