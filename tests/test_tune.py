@@ -301,10 +301,13 @@ def test_a_failing_trial_is_one_line_and_the_folder_is_locked(tiny_tr, tmp_path,
         assert "in use by process" in capfd.readouterr().err
 
 
+QUICK = "n_epochs=1,n_sample=16,batch_size=16"  # a search that a regression would run stays short
+
+
 @pytest.mark.parametrize("option, value, words", [
     ("--params", '{"layers": 16.7}', "layers: invalid value 16.7"),
     ("--params", '{"layers": "64", "layer": 1}', "both given"),
-    ("--fixed", "layers=512,layer=1", "both given"),
+    ("--fixed", f"layers=512,layer=1,{QUICK}", "both given"),
     ("--params", b'{"layers": 16, "loss": "\xe9"}', "not UTF-8 text"),
 ])  # fmt: skip
 def test_tune_parameter_errors_are_one_line(tmp_path, capfd, option, value, words):
@@ -313,7 +316,9 @@ def test_tune_parameter_errors_are_one_line(tmp_path, capfd, option, value, word
         params.write_bytes(value if isinstance(value, bytes) else value.encode())
         value = str(params)
     args = ["tune", "--train", str(TINY / "rsc15_train_tr.txt"), "--valid", str(TINY / "rsc15_train_valid.txt"),
-            "--space", "xe", "--out", str(tmp_path / "study"), option, value]  # fmt: skip
+            "--space", str(write_space(tmp_path / "space.json", SPACE_LINES)), "--out", str(tmp_path / "study"),
+            "--trials", "1", "--no-progress", option, value]  # fmt: skip
+    args += ["--fixed", QUICK] if option == "--params" else []
     assert main(args) == 2
     err = capfd.readouterr().err.strip()
     assert words in err and len(err.splitlines()) == 1
@@ -330,8 +335,11 @@ def test_an_empty_validation_split_is_a_clear_error(tiny_tr, tmp_path, capfd):
 
     valid = SessionData.from_frame(read_sessions(empty), item_map=tiny_tr[0].item_map)
     with pytest.raises(ValueError, match="valid_data: no"):
-        tune(tiny_tr[0], valid, space, tmp_path / "study", base=Config.preset("official", **SMALL_MODEL))
-    for command in (["tune", "--space", "xe", "--out", str(tmp_path / "s2")], ["train", "--out", str(tmp_path / "r")]):
+        tune(tiny_tr[0], valid, space, tmp_path / "study", base=Config.preset("official", **SMALL_MODEL), n_trials=1)
+    tune_command = ["tune", "--space", str(tmp_path / "space.json"), "--out", str(tmp_path / "s2"), "--trials", "1",
+                    "--fixed", QUICK, "--no-progress"]  # fmt: skip
+    train_command = ["train", "--out", str(tmp_path / "r"), "--n_epochs", "1", "--no-progress"]
+    for command in (tune_command, train_command):
         code = main(command + ["--train", str(TINY / "rsc15_train_tr.txt"), "--valid", str(empty)])
         err = capfd.readouterr().err.strip()
         assert code == 2 and str(empty) in err and "no validation event can be scored" in err, err
