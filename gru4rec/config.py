@@ -24,9 +24,12 @@ import dataclasses
 import decimal
 import json
 import math
+import numbers
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
+
+import numpy as np
 
 INT64_LIMIT = 2**63  # integer hyperparameters reach TensorFlow as int64: they must be < 2**63
 LOSSES = ("cross-entropy", "bpr", "top1", "bpr-max", "top1-max")
@@ -317,9 +320,9 @@ def _layer_size(value: Any, name: str) -> int:
     """One layer size (or layer count) by its type: an int (not a bool), an integral float, or a decimal string."""
     if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*", value):
         return int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):  # numpy ints too
+        return int(value)
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return int(value)
     raise ValueError(f"{name}: invalid value {value!r}; expected a whole number")
 
