@@ -58,6 +58,12 @@ def test_a_full_disk_is_not_out_of_memory():
     code, line = describe_error(OSError(errno.ENOSPC, "No space left on device"))
     assert code == 1 and line.startswith("no space left on the device")
 
+    class OperationalError(Exception):  # SQLAlchemy's, from the SQLite study of `gru4rec tune`
+        pass
+
+    code, line = describe_error(OperationalError("(sqlite3.OperationalError) database or disk is full"))
+    assert code == 1 and line.startswith("no space left on the device") and "unexpected" not in line
+
 
 def test_atomic_write_names_the_file_a_failed_write_was_for(tmp_path):
     target = tmp_path / "out.txt"

@@ -32,7 +32,8 @@ COMMAND_MODULES: tuple[str, ...] = (
 DEBUG_HELP = "show the traceback of an error (also: GRU4REC_DEBUG=1)"
 BAD_INPUT, FAILURE = 2, 1
 # TensorFlow reports a full disk (ENOSPC, a quota) as RESOURCE_EXHAUSTED, the code it also uses for out of memory
-_DISK_FULL = re.compile(r"No space left on device|Disk quota exceeded|ENOSPC|EDQUOT", re.IGNORECASE)
+_DISK_FULL = re.compile(r"No space left on device|Disk quota exceeded|ENOSPC|EDQUOT|database or disk is full",
+                        re.IGNORECASE)  # (the last: SQLite's, e.g. the study of `gru4rec tune`)
 _DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -118,6 +119,8 @@ def describe_error(error: BaseException) -> tuple[int, str]:
         return FAILURE, f"TensorFlow {type(error).__name__}: {first[:300]}"
     if isinstance(error, OSError):
         return _os_error(error)
+    if _DISK_FULL.search(str(error)):  # another library's report of a full disk (SQLAlchemy's OperationalError)
+        return FAILURE, f"no space left on the device ({type(error).__name__}: {_one_line(error)[:300]})"
     return FAILURE, (f"unexpected {type(error).__name__}: {_one_line(error)[:300]} (run with --debug or "
                      "GRU4REC_DEBUG=1 for the traceback)")  # fmt: skip
 
