@@ -25,9 +25,12 @@ import dataclasses
 import decimal
 import json
 import math
+import numbers
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
+
+import numpy as np
 
 INT64_LIMIT = 2**63  # integer hyperparameters reach TensorFlow as int64: they must be < 2**63
 LOSSES = ("cross-entropy", "bpr", "top1", "bpr-max", "top1-max")
@@ -124,12 +127,7 @@ class Config:
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        layers = self.layers
-        if isinstance(layers, str):
-            layers = tuple(int(part) for part in layers.replace(",", "/").split("/") if part.strip())
-        elif isinstance(layers, int):
-            layers = (layers,)
-        object.__setattr__(self, "layers", tuple(int(n) for n in layers))
+        object.__setattr__(self, "layers", parse_layers(self.layers))
         self.validate()
 
     # ------------------------------------------------------------------ validation
@@ -350,28 +348,72 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def _layer_size(value: Any, name: str) -> int:
+    """One layer size (or layer count) by its type: an int (not a bool), an integral float, or a decimal string."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*", value):
+        return int(value)
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):  # numpy ints too
+        return int(value)
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return int(value)
+    raise ValueError(f"{name}: invalid value {value!r}; expected a whole number")
+
+
+def parse_layers(value: Any) -> tuple:
+    """``layers`` by its type: an int (``100``), a string of sizes separated by ``/`` (the official param strings'
+    ``100/100``; ``,`` also) or a list of ints (the official param files' ``[100, 100]``). A string is never iterated
+    character by character; floats must be whole numbers and booleans are not numbers."""
+    allowed = "sizes >= 1, e.g. 100, \"100/100\" or [100, 100]"
+    if isinstance(value, str):
+        parts = value.replace(",", "/").split("/")
+        if not all(re.fullmatch(r"\s*[0-9]+\s*", part) for part in parts):
+            raise ValueError(f"layers: invalid value {value!r}; allowed: {allowed}")
+        return tuple(int(part) for part in parts)
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError(f"layers: invalid value {value!r}; allowed: {allowed}")
+        try:
+            return tuple(_layer_size(n, "layers") for n in value)
+        except ValueError:
+            raise ValueError(f"layers: invalid value {value!r}; allowed: {allowed}") from None
+    try:
+        return (_layer_size(value, "layers"),)
+    except ValueError:
+        raise ValueError(f"layers: invalid value {value!r}; allowed: {allowed}") from None
+
+
 def _resolve(values: dict, current_layers: tuple) -> dict:
-    """Map seed aliases onto official names; reject unknown names."""
+    """Map seed aliases onto official names; reject unknown names and ``layers`` given together with the seed's
+    ``size``/``rnn_size``/``layer`` (which build ``layers``): one of the two forms, never a mix."""
     out: dict = {}
-    size = values.pop("size", values.pop("rnn_size", None))
+    if "size" in values and "rnn_size" in values:
+        raise ValueError("'size' and 'rnn_size' both given; use one of them")
+    aliases = [name for name in ("size", "rnn_size", "layer") if name in values]
+    if aliases and "layers" in values:
+        raise ValueError(
+            f"'layers' and the seed's {' and '.join(repr(a) for a in aliases)} both given; use layers (e.g. 100/100) "
+            "or size and layer, not both"
+        )
+    size = values.pop("size", None)
+    size = values.pop("rnn_size", None) if size is None else size
     n_layers = values.pop("layer", None)
     for name, value in values.items():
         target = _SIMPLE_ALIASES.get(name, name)
         if target not in FIELD_NAMES:
             known = ", ".join(FIELD_NAMES)
-            aliases = ", ".join(SEED_ALIASES)
-            raise ValueError(f"unknown hyperparameter {name!r}; known names: {known}; seed aliases: {aliases}")
+            aliases_text = ", ".join(SEED_ALIASES)
+            raise ValueError(f"unknown hyperparameter {name!r}; known names: {known}; seed aliases: {aliases_text}")
         if target in out:
             raise ValueError(f"{name!r} and {target!r} both given; use one of them")
         out[target] = value
     if size is not None or n_layers is not None:
-        base = tuple(out.get("layers", current_layers))
-        if isinstance(base, str):
-            base = tuple(int(p) for p in base.split("/"))
-        size_value = int(size) if size is not None else int(base[0])
-        count = int(n_layers) if n_layers is not None else len(base)
+        base = parse_layers(current_layers)
+        size_value = _layer_size(size, "size") if size is not None else base[0]
+        count = _layer_size(n_layers, "layer") if n_layers is not None else len(base)
         if count < 1 or size_value < 1:
             raise ValueError(f"layer/size: need layer >= 1 and size >= 1, got layer={count}, size={size_value}")
+        if count > 1000:
+            raise ValueError(f"layer: at most 1000 layers, got {count}")
         out["layers"] = (size_value,) * count
     return out
 
@@ -395,16 +437,7 @@ def _coerce(name: str, value: Any) -> Any:
     """Convert strings (CLI, param files, JSON) to the type of field ``name``; other values pass through."""
     kind = _FIELD_TYPES[name]
     if name == "layers":
-        if isinstance(value, str):
-            try:
-                return tuple(int(part) for part in value.replace(",", "/").split("/") if part.strip())
-            except ValueError:
-                raise ValueError(
-                    f"layers: invalid value {value!r}; allowed: sizes separated by '/', e.g. 100/100"
-                ) from None
-        if isinstance(value, (list, tuple)):
-            return tuple(value)
-        return value
+        return parse_layers(value)
     if name == "final_act":
         if value is None or (isinstance(value, str) and value.lower() in ("", "none", "default")):
             return None

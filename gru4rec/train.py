@@ -611,6 +611,8 @@ def train(
     check_training_data(train_data, config)
     if valid_data is not None and valid_data.n_items != train_data.n_items:
         raise ValueError("valid_data must use the training item map (SessionData.from_frame(df, item_map=...))")
+    if valid_data is not None and valid_data.n_pairs == 0:
+        raise ValueError("valid_data: no (item, next item) pair of items in the training data to validate on")
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps must be >= 1; got {max_steps}")
     cbs = [cb if isinstance(cb, Callback) else _FunctionCallback(cb) for cb in callbacks]

@@ -204,7 +204,8 @@ def _parse_params(pairs) -> dict:
 
 
 def _check_baseline_params(method: str, params: dict) -> None:
-    """Reject a ``--param`` name the baseline does not take, listing the ones it does (before any data is read)."""
+    """Reject a ``--param`` name the baseline does not take, listing the ones it does, and a value it does not take
+    (before any data is read)."""
     import inspect
 
     from gru4rec.baselines import BASELINES
@@ -216,6 +217,10 @@ def _check_baseline_params(method: str, params: dict) -> None:
         if name not in valid:
             listed = ", ".join(f"{n}={signature.parameters[n].default!r}" for n in valid) or "none"
             raise CliError(f"--param {name}: not a parameter of baseline {method!r}; its parameters: {listed}")
+    try:  # the values too (types, ranges, NaN/inf), still before any data is read
+        BASELINES[method](**params)
+    except ValueError as error:
+        raise CliError(f"--param {error}") from None
 
 
 def run_baseline(args: argparse.Namespace) -> int:
