@@ -132,6 +132,9 @@ async def replay(httpx, base: str, sessions: list[list[int]], concurrency: int, 
             "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}  # fmt: skip
 
 
+PREFIX_BUCKETS = ((1, 1), (2, 4), (5, 9), (10, 10**9))
+
+
 def state_vs_prefix(args, ids: np.ndarray, sessions: list[list[int]]) -> dict:
     """Per click, in this process: ``observe`` (kept state) against ``recommend`` on the whole prefix."""
     from gru4rec.config import Config
@@ -163,8 +166,16 @@ def state_vs_prefix(args, ids: np.ndarray, sessions: list[list[int]]) -> dict:
         return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
                 "events_per_s": len(ms) / float(np.sum(seconds))}  # fmt: skip
 
+    lengths_arr, kept_ms, reread_ms = np.asarray(lengths), 1000.0 * np.asarray(kept), 1000.0 * np.asarray(reread)
+    by_length = []
+    for low, high in PREFIX_BUCKETS:
+        rows = (lengths_arr >= low) & (lengths_arr <= high)
+        if rows.any():
+            by_length.append({"prefix": f"{low}-{high}" if high < 10**9 else f"{low}+", "events": int(rows.sum()),
+                              "kept_p50_ms": float(np.percentile(kept_ms[rows], 50)),
+                              "reread_p50_ms": float(np.percentile(reread_ms[rows], 50))})  # fmt: skip
     return {"events": len(kept), "mean_prefix_length": float(np.mean(lengths)), "max_prefix_length": int(max(lengths)),
-            "kept_state": summary(kept), "reread_prefix": summary(reread)}  # fmt: skip
+            "kept_state": summary(kept), "reread_prefix": summary(reread), "by_prefix_length": by_length}  # fmt: skip
 
 
 def main() -> None:
@@ -229,6 +240,9 @@ def main() -> None:
                         ("reread_prefix", "re-read the whole prefix (recommend)")):  # fmt: skip
         row = local[name]
         print(f"  {words:<40} p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms, {row['events_per_s']:.0f}/s")
+    print("  p50 ms by prefix length: " + ", ".join(
+        f"{b['prefix']} ({b['events']} clicks): {b['kept_p50_ms']:.2f} kept / {b['reread_p50_ms']:.2f} re-read"
+        for b in local["by_prefix_length"]))  # fmt: skip
     print(f"load average now {os.getloadavg()[0]:.2f}")
     if args.json:
         result = {"machine": info, "settings": vars(args), "levels": levels, "in_process": local}
