@@ -35,6 +35,7 @@ from gru4rec.recommend import Recommendations, Recommender
 
 SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_BODY_BYTES = 4096  # a click's JSON body is a few dozen bytes
 LATENCY_WINDOW = 10_000  # the latency percentiles are over the last this many requests
 
 
@@ -326,7 +327,12 @@ def create_app(service: SessionService):
         return wrapped
 
     async def post_event(request: Request) -> JSONResponse:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise RequestError(413, f"the body has {declared} bytes; expected at most {MAX_BODY_BYTES}")
         raw = await request.body()
+        if len(raw) > MAX_BODY_BYTES:
+            raise RequestError(413, f"the body has {len(raw)} bytes; expected at most {MAX_BODY_BYTES}")
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as bad:

@@ -205,6 +205,7 @@ def test_bad_requests_get_a_clear_4xx_and_the_server_goes_on(run_dir, offline):
         ("POST", "/sessions/x/events", f'{{"item_id": {item}, "k": 10000000000}}'.encode(), None, 400, "from 1"),
         ("POST", "/sessions/x/events", f'{{"item_id": {item}, "k": "many"}}'.encode(), None, 400, "k: expected"),
         ("POST", "/sessions/x/events", b"\xff\xfe", None, 400, "not valid JSON"),
+        ("POST", "/sessions/x/events", b" " * 5000, None, 413, "at most 4096"),
         ("POST", "/sessions/a%20b/events", f'{{"item_id": {item}}}'.encode(), None, 400, "session id"),
         ("GET", "/sessions/x/recommendations", None, {"k": "ten"}, 400, "k: expected"),
         ("GET", "/sessions/x/recommendations", None, {"top": "3"}, 400, "'top'"),
@@ -227,6 +228,25 @@ def test_bad_requests_get_a_clear_4xx_and_the_server_goes_on(run_dir, offline):
     routed = [case for case in cases if case[1] != "/nowhere" and case[0] != "PUT"]  # the 404/405 of no endpoint
     assert metrics["errors_5xx"] == 0 and metrics["errors_4xx"] == len(routed) + 2
     assert metrics["latency_ms_p50"] > 0 and metrics["latency_ms_p99"] >= metrics["latency_ms_p50"]
+
+
+@pytest.mark.slow
+def test_a_failing_model_call_is_a_500_for_its_requests_only(run_dir, offline):
+    item = int(offline.item_map.ids[3])
+    client, service = make_client(run_dir)
+    original = service.recommender.observe_many
+
+    def failing_once(session_ids, item_ids, k=20):
+        service.recommender.observe_many = original
+        raise RuntimeError("the model failed")
+
+    service.recommender.observe_many = failing_once
+    with client:
+        failed = post(client, "f", item)
+        assert failed.status_code == 500 and "RuntimeError: the model failed" in failed.json()["error"]
+        assert_same(post(client, "f", item, k=6).json(), offline_list(offline, [item], 6))
+        metrics = client.get("/metrics").json()
+    assert metrics["errors_5xx"] == 1 and metrics["events"] == 1
 
 
 @pytest.mark.slow
