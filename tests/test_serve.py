@@ -278,6 +278,16 @@ def test_serve_refuses_bad_arguments_with_exit_2(tmp_path, capsys):
     assert len(err) == 4 and "no such run folder" in err[0] and "--port 0" in err[1] and "--max-sessions" in err[2]
 
 
+def test_serve_refuses_a_port_in_use_with_exit_2(run_dir, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--model", str(run_dir), "--port", str(port)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and f"--port {port}: cannot listen there" in err[0]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

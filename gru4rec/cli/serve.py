@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 
 from gru4rec.cli import CliError
@@ -62,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_k < 1:
         raise CliError(f"--max-k {args.max_k}: expected at least 1")
     _check_run(args.model)
+    _check_port(args.host, args.port)
 
     import uvicorn
 
@@ -71,10 +73,26 @@ def run(args: argparse.Namespace) -> int:
     recommender = Recommender.from_run(args.model, epoch=args.epoch, max_sessions=args.max_sessions)
     service = SessionService(recommender, idle_timeout=args.idle_timeout, batch_wait_ms=args.batch_wait_ms,
                              max_k=args.max_k)  # fmt: skip
-    print(f"gru4rec serve: {recommender.n_items} items, listening on http://{args.host}:{args.port}", file=sys.stderr,
+    print(f"gru4rec serve: {recommender.n_items} items, starting on http://{args.host}:{args.port}", file=sys.stderr,
           flush=True)  # fmt: skip
     server = uvicorn.Server(uvicorn.Config(create_app(service), host=args.host, port=args.port, log_level="warning"))
-    server.run()
-    if not server.started:
-        raise OSError(f"could not listen on {args.host}:{args.port} (in use or not allowed)")
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits when it cannot start (its own log line says why)
+        raise CliError(f"--host {args.host} --port {args.port}: the server could not start") from None
     return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse an address that cannot be bound now (in use, not this machine's) before the model is loaded."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise CliError(f"--host {host}: not an address of this machine ({error.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise CliError(f"--host {host} --port {port}: cannot listen there ({error.strerror})") from None
