@@ -200,9 +200,8 @@ class SessionService:
     # the model thread
     def _expire(self, session_id: str, now: float) -> None:
         seen = self._last_seen.get(session_id)
-        if seen is not None and now - seen > self.idle_timeout:
-            self._drop(session_id)
-            self.counters.expired += 1
+        if seen is not None and now - seen > self.idle_timeout and self._drop(session_id):
+            self.counters.expired += 1  # (a record left by an evicted session is only dropped)
 
     def _drop(self, session_id: str) -> bool:
         self._last_seen.pop(session_id, None)
@@ -220,8 +219,7 @@ class SessionService:
             if session_id not in self.recommender:  # evicted by the LRU
                 self._last_seen.popitem(last=False)
             elif now - seen > self.idle_timeout:
-                self._drop(session_id)
-                self.counters.expired += 1
+                self.counters.expired += int(self._drop(session_id))
             else:
                 break
         return self.recommender.n_sessions
