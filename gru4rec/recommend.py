@@ -256,6 +256,17 @@ class Recommender:
         """Record that ``session_id`` clicked ``item_id`` and return its top-``k`` next items (see module doc)."""
         return self.observe_many([session_id], [item_id], k)[0]
 
+    def current(self, session_id: Hashable, k: int = 20) -> Recommendations:
+        """The top-``k`` list of a kept session after its clicks so far, without a new click (counts as a use for the
+        LRU). Raises ``KeyError`` for a session not kept (never seen, ended or evicted); the list is empty while the
+        session has no known item."""
+        session = self._sessions[session_id]
+        self._sessions.move_to_end(session_id)
+        if session.n_known == 0:
+            return Recommendations(np.zeros(0, np.int64), np.zeros(0, np.float32))
+        ids, scores = self._lists(session.state[None, :], k)
+        return Recommendations(ids[0], scores[0])
+
     def end_session(self, session_id: Hashable) -> bool:
         """Forget a session's state (True if it was kept)."""
         return self._sessions.pop(session_id, None) is not None

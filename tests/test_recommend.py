@@ -129,6 +129,21 @@ def test_observe_unknown_first_click_gives_an_empty_list(rec):
     assert third.n_unknown == 1
 
 
+def test_current_list_of_a_kept_session_without_a_click(model):
+    rec = Recommender(model, ItemMap(IDS), max_sessions=2)
+    clicked = rec.observe("a", IDS[1], k=9)
+    rec.observe("b", 99)  # unknown first click: kept, nothing to rank from yet
+    now = rec.current("a", k=9)
+    np.testing.assert_array_equal(now.item_ids, clicked.item_ids)
+    np.testing.assert_allclose(now.scores, clicked.scores, rtol=1e-6)
+    assert len(rec.current("b")) == 0
+    rec.current("a")  # a use: b is now the least recently used
+    rec.observe("c", IDS[2])
+    assert "b" not in rec and "a" in rec
+    with pytest.raises(KeyError):
+        rec.current("b")
+
+
 def test_saved_model_round_trip_equals_the_python_path(model, rec, tmp_path):
     out = save_serving_model(model, ItemMap(IDS), tmp_path / "serving", k=6)
     loaded = tf.saved_model.load(out)

@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gru4rec.cli.evaluate",
     "gru4rec.cli.train",
     "gru4rec.cli.tune",
+    "gru4rec.cli.serve",
 )
 DEBUG_HELP = "show the traceback of an error (also: GRU4REC_DEBUG=1)"
 BAD_INPUT, FAILURE = 2, 1
