@@ -158,3 +158,26 @@ def test_fit_and_evaluate_models_baselines_only(tiny_frames):
     assert metrics["pop"]["n_events"] == test_data.n_pairs
     with pytest.raises(ValueError, match="config and a run_dir"):
         flaws.fit_models(["gru4rec"], train_data)
+
+
+def test_records_overview_and_sweep_verdicts():
+    honest = {"gru4rec": {"recall@20": 0.3, "mrr@20": 0.1}, "pop": {"recall@20": 0.05, "mrr@20": 0.01}}
+    flawed = {"gru4rec": {"recall@20": 0.6, "mrr@20": 0.3}, "pop": {"recall@20": 0.7, "mrr@20": 0.2}}
+    records = [flaws.flaw_record("sampled", honest, flawed), flaws.flaw_record("none", honest, honest)]
+    assert records[0]["recall"]["order_changes"] and not records[1]["recall"]["order_changes"]
+    table = flaws.overview(records)
+    assert table.shape == (4, 6) and table["ratio"].tolist() == pytest.approx([2.0, 14.0, 1.0, 1.0])
+    verdicts = flaws.verdict_table(records)
+    assert verdicts["swapped (Recall)"].tolist() == ["GRU4Rec / POP", "-"]
+    assert verdicts["order by MRR changes"].tolist() == [False, False]  # GRU4Rec keeps the better MRR
+    sweep = pd.DataFrame([
+        {"model": "gru4rec", "sampling": "uniform", "n_negatives": 10, "recall@20": 0.9, "mrr@20": 0.5},
+        {"model": "pop", "sampling": "uniform", "n_negatives": 10, "recall@20": 0.95, "mrr@20": 0.4},
+        {"model": "gru4rec", "sampling": "uniform", "n_negatives": 100, "recall@20": 0.6, "mrr@20": 0.3},
+        {"model": "pop", "sampling": "uniform", "n_negatives": 100, "recall@20": 0.5, "mrr@20": 0.2},
+    ])  # fmt: skip
+    assert flaws.sweep_metrics(sweep, 100, "uniform")["pop"]["recall@20"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no row with 7"):
+        flaws.sweep_metrics(sweep, 7, "uniform")
+    by_n = flaws.sweep_verdicts(sweep, honest)
+    assert by_n["order_changes"].tolist() == [True, False] and by_n["swapped"].tolist()[0] == [["gru4rec", "pop"]]

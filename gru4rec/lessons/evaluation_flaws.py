@@ -51,6 +51,11 @@ __all__ = [
     "drop_long_sessions",
     "k_core_filter",
     "k_core_sessions",
+    "sweep_metrics",
+    "sweep_verdicts",
+    "flaw_record",
+    "overview",
+    "verdict_table",
 ]
 
 CORE_MODELS = ("gru4rec", "pop", "itemknn", "markov")
@@ -307,3 +312,70 @@ def k_core_sessions(train_frame: pd.DataFrame, test_frame: pd.DataFrame, k: int,
     core = k_core_filter(pd.concat([train_frame, test_frame], ignore_index=True), k)
     test_core = core[core[SESSION_KEY].isin(test_frame[SESSION_KEY].unique())]
     return SessionData.from_frame(test_core, item_map)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Records of the notebook
+
+
+def sweep_metrics(sweep: pd.DataFrame, n_negatives: int, sampling: str, k: int = 20) -> dict:
+    """``{model: {"recall@k", "mrr@k"}}`` at one point of a :func:`sampled_sweep` table (models in table order)."""
+    part = sweep[(sweep["n_negatives"] == n_negatives) & (sweep["sampling"] == sampling)]
+    if part.empty:
+        raise ValueError(f"the sweep has no row with {n_negatives} {sampling}-sampled negatives")
+    return {row["model"]: {f"recall@{k}": row[f"recall@{k}"], f"mrr@{k}": row[f"mrr@{k}"]}
+            for row in part.to_dict("records")}  # fmt: skip
+
+
+def sweep_verdicts(sweep: pd.DataFrame, honest: Mapping[str, Mapping[str, float]], k: int = 20) -> pd.DataFrame:
+    """For every (sampling, N) of a sweep: the order of the models by sampled Recall@k, whether it differs from the
+    honest order, and the pairs swapped. Columns ``sampling``, ``n_negatives``, ``order``, ``order_changes``,
+    ``swapped``."""
+    rows = []
+    for (sampling, n), _ in sweep.groupby(["sampling", "n_negatives"], sort=False):
+        flawed = sweep_metrics(sweep, n, sampling, k)
+        result = verdict({m: honest[m] for m in flawed}, flawed, f"recall@{k}")
+        rows.append({"sampling": sampling, "n_negatives": int(n), "order": result["flawed_order"],
+                     "order_changes": result["order_changes"], "swapped": result["swapped"]})  # fmt: skip
+    return pd.DataFrame(rows, columns=["sampling", "n_negatives", "order", "order_changes", "swapped"])
+
+
+def flaw_record(
+    flaw: str, honest: Mapping[str, Mapping[str, float]], flawed: Mapping[str, Mapping[str, float]], k: int = 20
+) -> dict:
+    """One flaw, recorded: ``flaw``, ``k``, ``rows`` (:func:`compare`), and the verdicts by ``recall`` and ``mrr``."""
+    return {
+        "flaw": flaw,
+        "k": k,
+        "rows": compare(honest, flawed, k).to_dict("records"),
+        "recall": verdict(honest, flawed, f"recall@{k}"),
+        "mrr": verdict(honest, flawed, f"mrr@{k}"),
+    }
+
+
+def overview(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Every model under every flaw: ``flaw``, ``model``, ``honest``, ``flawed`` (Recall@k), ``ratio`` and
+    ``order_changes`` (by Recall@k), from :func:`flaw_record` records."""
+    rows = []
+    for record in records:
+        k = record["k"]
+        for row in record["rows"]:
+            rows.append({"flaw": record["flaw"], "model": row["model"], "honest": row[f"honest recall@{k}"],
+                         "flawed": row[f"flawed recall@{k}"], "ratio": row["ratio"],
+                         "order_changes": record["recall"]["order_changes"]})  # fmt: skip
+    return pd.DataFrame(rows, columns=["flaw", "model", "honest", "flawed", "ratio", "order_changes"])
+
+
+def verdict_table(records: Sequence[Mapping[str, Any]], labels: Mapping[str, str] = MODEL_LABELS) -> pd.DataFrame:
+    """One row per flaw: whether the order of the models by Recall@k and by MRR@k changes, and the swapped pairs."""
+    name = lambda m: labels.get(m, m)  # noqa: E731
+    rows = []
+    for record in records:
+        rows.append({
+            "flaw": record["flaw"],
+            "order by Recall changes": record["recall"]["order_changes"],
+            "swapped (Recall)": ", ".join(f"{name(a)} / {name(b)}" for a, b in record["recall"]["swapped"]) or "-",
+            "order by MRR changes": record["mrr"]["order_changes"],
+            "swapped (MRR)": ", ".join(f"{name(a)} / {name(b)}" for a, b in record["mrr"]["swapped"]) or "-",
+        })  # fmt: skip
+    return pd.DataFrame(rows)
