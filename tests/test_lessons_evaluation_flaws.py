@@ -47,6 +47,11 @@ def test_model_order_compare_and_verdict():
     assert moved["order_changes"] is True and moved["flawed_order"] == ["c", "a", "b"]
     assert moved["swapped"] == [["a", "c"], ["b", "c"]]
     assert "changes" in flaws.verdict_sentence(moved) and "swapped: a / c, b / c" in flaws.verdict_sentence(moved)
+    # a tie made by the flaw is not a change of order (e.g. every model at Recall@20 = 1 with 10 negatives)
+    all_one = {m: {"recall@20": 1.0, "mrr@20": 0.5} for m in honest}
+    tie = flaws.verdict(honest, all_one, "recall@20")
+    assert tie["order_changes"] is False and tie["swapped"] == [] and len(tie["tied"]) == 3
+    assert "(tied by the flaw: a = b, a = c, b = c)" in flaws.verdict_sentence(tie)
     table = flaws.compare(honest, flipped)
     assert table["model"].tolist() == ["a", "b", "c"]
     assert table["honest place"].tolist() == [1, 2, 3] and table["flawed place"].tolist() == [2, 3, 1]

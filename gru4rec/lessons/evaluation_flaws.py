@@ -213,24 +213,34 @@ def compare(
 
 
 def verdict(honest: Mapping[str, Mapping[str, float]], flawed: Mapping[str, Mapping[str, float]], key: str) -> dict:
-    """Whether the flaw changes the order of the models by ``key``: ``honest_order``, ``flawed_order`` (best
-    first), ``order_changes`` and ``swapped`` (the pairs ``[a, b]`` with a ahead of b honestly and behind it under
-    the flaw)."""
+    """Whether the flaw changes the order of the models by ``key``.
+
+    Returns ``honest_order`` and ``flawed_order`` (best first; equal values keep the order given), ``swapped`` (the
+    pairs ``[a, b]`` with a strictly ahead of b honestly and strictly behind it under the flaw), ``tied`` (pairs
+    separated honestly that the flaw scores exactly equal, e.g. every model at Recall@20 = 1 with fewer than 20
+    negatives) and ``order_changes`` (some pair swapped; a tie alone is not a change of order).
+    """
     honest_order, flawed_order = model_order(honest, key), model_order(flawed, key)
-    swapped = [[a, b] for a, b in combinations(honest_order, 2) if flawed_order.index(a) > flawed_order.index(b)]
+    h = {m: float(honest[m][key]) for m in honest_order}
+    f = {m: float(flawed[m][key]) for m in honest_order}
+    pairs = list(combinations(honest_order, 2))  # a before b: h[a] >= h[b]
+    swapped = [[a, b] for a, b in pairs if h[a] > h[b] and f[a] < f[b]]
+    tied = [[a, b] for a, b in pairs if h[a] > h[b] and f[a] == f[b]]
     return {"key": key, "honest_order": honest_order, "flawed_order": flawed_order,
-            "order_changes": honest_order != flawed_order, "swapped": swapped}  # fmt: skip
+            "order_changes": bool(swapped), "swapped": swapped, "tied": tied}  # fmt: skip
 
 
 def verdict_sentence(result: Mapping[str, Any], labels: Mapping[str, str] = MODEL_LABELS) -> str:
     """A sentence for the notebook, written from a :func:`verdict` (never staged: it reads the computed orders)."""
     name = lambda m: labels.get(m, m)  # noqa: E731
     honest = " > ".join(name(m) for m in result["honest_order"])
+    tied = result.get("tied", [])
+    ties = f" (tied by the flaw: {', '.join(f'{name(a)} = {name(b)}' for a, b in tied)})" if tied else ""
     if not result["order_changes"]:
-        return f"the order of the models by {result['key']} does not change: {honest}"
+        return f"the order of the models by {result['key']} does not change: {honest}{ties}"
     flawed = " > ".join(name(m) for m in result["flawed_order"])
     pairs = ", ".join(f"{name(a)} / {name(b)}" for a, b in result["swapped"])
-    return f"the order by {result['key']} changes: honestly {honest}; with the flaw {flawed} (swapped: {pairs})"
+    return f"the order by {result['key']} changes: honestly {honest}; with the flaw {flawed} (swapped: {pairs}){ties}"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -329,15 +339,16 @@ def sweep_metrics(sweep: pd.DataFrame, n_negatives: int, sampling: str, k: int =
 
 def sweep_verdicts(sweep: pd.DataFrame, honest: Mapping[str, Mapping[str, float]], k: int = 20) -> pd.DataFrame:
     """For every (sampling, N) of a sweep: the order of the models by sampled Recall@k, whether it differs from the
-    honest order, and the pairs swapped. Columns ``sampling``, ``n_negatives``, ``order``, ``order_changes``,
-    ``swapped``."""
+    honest order, the pairs swapped and the pairs it ties (:func:`verdict`). Columns ``sampling``, ``n_negatives``,
+    ``order``, ``order_changes``, ``swapped``, ``tied``."""
     rows = []
     for (sampling, n), _ in sweep.groupby(["sampling", "n_negatives"], sort=False):
         flawed = sweep_metrics(sweep, n, sampling, k)
         result = verdict({m: honest[m] for m in flawed}, flawed, f"recall@{k}")
         rows.append({"sampling": sampling, "n_negatives": int(n), "order": result["flawed_order"],
-                     "order_changes": result["order_changes"], "swapped": result["swapped"]})  # fmt: skip
-    return pd.DataFrame(rows, columns=["sampling", "n_negatives", "order", "order_changes", "swapped"])
+                     "order_changes": result["order_changes"], "swapped": result["swapped"],
+                     "tied": result["tied"]})  # fmt: skip
+    return pd.DataFrame(rows, columns=["sampling", "n_negatives", "order", "order_changes", "swapped", "tied"])
 
 
 def flaw_record(
