@@ -79,3 +79,13 @@ def test_evaluate_a_run_sampled(tmp_path, capsys):
     metrics, full = json.loads(sampled.read_text()), json.loads(honest.read_text())
     assert metrics["protocol"] == {"sampled": 100, "sampling": "popularity", "seed": 0}
     assert metrics["recall@20"] >= full["recall@20"]
+    # a run folder without the training support: popularity sampling asks for --train, then works with it
+    (run_dir / "item_support.npy").unlink()
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(run_dir), "--test", TEST, "--sampled", "100",
+                 "--sampling", "popularity"]) == 2  # fmt: skip
+    assert "pass the training sessions with --train PATH" in capsys.readouterr().err
+    again = tmp_path / "again.json"
+    assert main(["evaluate", "--model", str(run_dir), "--test", TEST, "--sampled", "100", "--sampling", "popularity",
+                 "--train", TRAIN, "--json", str(again)]) == 0  # fmt: skip
+    assert json.loads(again.read_text())["recall@20"] == metrics["recall@20"]

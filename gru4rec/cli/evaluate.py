@@ -60,6 +60,9 @@ def _run_protocol(scorer, test, args: argparse.Namespace, honest_command: str, i
     if args.sampled < 1 or args.sampled >= test.n_items:
         raise CliError(f"--sampled {args.sampled}: expected a number of negatives in 1 .. {test.n_items - 1} "
                        f"(the catalogue has {test.n_items} items)")
+    if args.sampling == "popularity" and item_support is None:
+        raise CliError("--sampling popularity: the training support of the items is unknown (the run folder has no "
+                       "item_support.npy); pass the training sessions with --train PATH")
     print(biased_warning(args.sampled, args.sampling, honest_command), file=sys.stderr)
     try:
         return evaluate_sampled(scorer, test, args.sampled, args.sampling, seed=args.sampling_seed,
