@@ -137,22 +137,35 @@ def draw_negatives(
 
 def _scored_steps(scorer: NextItemScorer, data: SessionData, batch_size: int) -> Iterator[tuple]:
     """The honest evaluator's lanes, step by step: ``(scores (rows, n_items), targets (rows,), pair_index (rows,))``
-    for the valid lanes of each step; ``pair_index`` is the prediction's index in data order."""
+    for the valid lanes of each step; ``pair_index`` is the prediction's index in data order.
+
+    A scorer with ``needs_times = True`` gets ``step(state, items, times=...)``: ``times`` ``(batch,)`` float64, the
+    time of the event being predicted (0 on idle lanes), as the honest evaluator passes it.
+    """
     if data.n_sessions == 0:
         return
     lanes = min(int(batch_size), data.n_sessions)
     order = longest_first(data)
-    batches = epoch_batches(reorder_sessions(data, order), lanes, shuffle=False)
+    ordered = reorder_sessions(data, order)
+    batches = epoch_batches(ordered, lanes, shuffle=False)
+    positions = lane_positions(batches.resets)
     n_pairs_per_session = data.session_lengths - 1
     first_pair = np.cumsum(n_pairs_per_session) - n_pairs_per_session
-    original = order[np.maximum(batches.session_index, 0)]
-    pair_index = np.where(batches.valid, first_pair[original] + lane_positions(batches.resets), -1)
+    session = np.maximum(batches.session_index, 0)  # sessions of ``ordered``
+    pair_index = np.where(batches.valid, first_pair[order[session]] + positions, -1)
+    target_times = None
+    if getattr(scorer, "needs_times", False):
+        target_event = np.minimum(ordered.offsets[session] + positions + 1, ordered.n_events - 1)
+        target_times = np.where(batches.valid, ordered.times[target_event], 0.0)  # (steps, lanes)
     state = scorer.start(lanes)
     for t in range(batches.n_steps):
         resets = batches.resets[t]
         if resets.any():
             state = scorer.reset(state, resets)
-        scores, state = scorer.step(state, batches.inputs[t])
+        if target_times is None:
+            scores, state = scorer.step(state, batches.inputs[t])
+        else:
+            scores, state = scorer.step(state, batches.inputs[t], times=target_times[t])
         valid = batches.valid[t]
         if not valid.any():
             continue

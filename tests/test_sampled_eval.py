@@ -174,3 +174,30 @@ def test_metrics_from_ranks_seed_count():
     ranks = np.array([1.0, 5.0, 6.0])
     assert metrics_from_ranks(ranks, (5,), "conservative")["recall@5"] == pytest.approx(2 / 3)
     assert metrics_from_ranks(ranks, (5,), "seed")["recall@5"] == pytest.approx(1 / 3)
+
+
+class TimedScorer(ToyScorer):
+    """Scores that also depend on the time of the event being predicted (as session-rec's STAN does)."""
+
+    needs_times = True
+
+    def step(self, state, items, times):
+        scores, state = super().step(state, items)
+        return scores + (np.asarray(times) % 3)[:, None] * (np.arange(N_ITEMS) % 2)[None, :], state
+
+
+def test_a_scorer_that_needs_times_gets_the_time_of_the_predicted_event():
+    rng = np.random.default_rng(9)
+    sessions = random_sessions(rng)
+    data = data_from_sessions(sessions, N_ITEMS)  # event j of session s at time 10 s + j
+    negatives = draw_negatives(targets_in_data_order(data), N_ITEMS, 8, seed=1)
+    expected, p = [], 0
+    for s, items in enumerate(sessions):
+        for t in range(1, len(items)):
+            scores = toy_scores(items[:t]) + ((10.0 * s + t) % 3) * (np.arange(N_ITEMS) % 2)
+            target = scores[items[t]]
+            expected.append(sum(scores[j] >= target for j in negatives[p]) + 1)
+            p += 1
+    for batch_size in (1, 6):
+        got = sampled_ranks(TimedScorer(), data, negatives, batch_size=batch_size)[0]
+        np.testing.assert_array_equal(got, expected)
