@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The kit's main job (the README's first command): set up .venv, then execute the whole notebook course
-# (gru4rec.course.NOTEBOOKS) headlessly with its default parameters (the `small` synthetic preset) into build/.
+# 00-05 headlessly with its default parameters (the `small` synthetic preset) into build/.
 # Extra arguments go to `gru4rec course`, e.g. `bash ci/run_all.sh --smoke` for a quick pass on the tiny data.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
