@@ -28,6 +28,13 @@ codes, which fix their initial weights but not their sampling and dropout, simpl
 mean and standard deviation over the runs, beside the binomial standard error of one Recall@20 figure on this test
 set. Differences smaller than these are noise.
 
+Reuse: a kit run folder that already exists is resumed or reused only when its ``config.json`` holds the requested
+configuration (all but ``n_epochs`` and ``device``) and the fingerprint of the requested training data; with
+``--reuse-official-logs`` an official log is reused only when the record beside it (``X.params.json``, written when
+the run started) names the same code files, parameters, tie mode and training and test files' sha256. Anything
+else is refused before any training, with a one-line error (exit 2): the report never shows a stale run under the
+current label.
+
 With ``--jobs N`` up to N official runs go on in the background while the kit trains: the report takes less wall
 time but every epoch time is then measured with the runs sharing the CPU (the table says so).
 """
@@ -131,6 +138,62 @@ def print_tables(rows: list, summary: list, repeats: int, n_predictions: int) ->
               f"{n_predictions:,} predictions has a binomial standard error of {se:.4f}.")
 
 
+def official_log_name(code: str, epochs: int, repeat: int) -> str:
+    """The log file of one official run in the report's run folder (``repeat`` counted from 0)."""
+    return f"official_{code}_{epochs}ep.log" if repeat == 0 else f"official_{code}_{epochs}ep_run{repeat + 1}.log"
+
+
+def _kit_configs(base, variants, session_orders) -> list:
+    """``(label, run folder name, config)`` of each kit configuration: one per GRU variant and session order."""
+    out = []
+    for variant in variants:
+        for order in session_orders:
+            config = base.with_overrides(gru_variant=variant)
+            if order != "preset":
+                config = config.with_overrides(shuffle=order == "shuffled", session_order="time")
+            shuffled = "shuffled" if config.shuffle else "time order"
+            label = f"kit, {variant}" + ("" if session_orders == ["preset"] else f", {shuffled}")
+            folder = variant + ("" if order == "preset" else f"_{order}")
+            out.append((label, folder, config))
+    return out
+
+
+class StaleRunError(ValueError):
+    """A kit run folder that the report would reuse holds another run than the requested one."""
+
+
+def check_kit_run(run_dir: Path, config, train_data) -> None:
+    """Raise :class:`StaleRunError` (one line) when ``run_dir`` holds a kit run whose configuration (all but
+    ``n_epochs`` and ``device``) or training data fingerprint differ from ``config`` / ``train_data``; a folder
+    without ``config.json`` passes (nothing to reuse)."""
+    from gru4rec.run_folder import (
+        CONFIG_IGNORED_ON_RESUME,
+        RunFolder,
+        RunFolderError,
+        data_fingerprint,
+        fingerprint_differences,
+    )
+
+    folder = RunFolder(run_dir)
+    if not folder.holds_run():
+        return
+    try:
+        meta = folder.read_meta()
+        saved = folder.read_config(meta).to_dict()
+    except RunFolderError as error:
+        raise StaleRunError(f"cannot reuse {run_dir}: {error}") from None
+    now = config.to_dict()
+    diffs = [f"{k}: {saved[k]!r} (run) != {now[k]!r} (now)" for k in now
+             if k not in CONFIG_IGNORED_ON_RESUME and saved.get(k) != now[k]]  # fmt: skip
+    if "data" not in meta:
+        diffs.append("config.json holds no training data fingerprint")
+    else:
+        diffs += fingerprint_differences(meta["data"], data_fingerprint(train_data))
+    if diffs:
+        raise StaleRunError(f"{run_dir}: cannot reuse it, it is another run than the requested one: "
+                            + "; ".join(diffs) + "; remove the folder or give another --run-dir")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="small", help="synthetic data preset (default: small)")
@@ -216,6 +279,23 @@ def main() -> None:
                 for repeat in range(args.repeats):
                     queue.append((code, path, epochs, repeat, params))
     queue.sort(key=lambda run: (-run[2], run[3]))  # the longest runs first
+    kit_runs = []  # (label, run folder, config, repeat) of every kit run
+    for label, folder, kit_config in _kit_configs(base, args.variants, args.session_orders):
+        for repeat in range(args.repeats):
+            config = kit_config.with_overrides(seed=kit_config.seed + repeat)
+            run_dir = run_root / (folder if repeat == 0 else f"{folder}_seed{config.seed}")
+            kit_runs.append((label, run_dir, config, repeat))
+    try:  # nothing stale is reused: checked before anything is trained
+        for _, run_dir, config, _ in kit_runs:
+            check_kit_run(run_dir, config, train_data)
+        if args.reuse_official_logs:
+            for code, path, epochs, repeat, params in queue:
+                log = run_root / official_log_name(code, epochs, repeat)
+                if log.exists():
+                    official_runs.vouch(log, official_runs.run_record(code, path, train_path, test_path, params))
+    except (StaleRunError, official_runs.StaleLogError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     running: list = []
     results: dict = {}
     failures: dict = {}
@@ -223,8 +303,7 @@ def main() -> None:
     watched: list = []  # ((code, epochs, repeat), log) of runs that another process is still writing
 
     def official_log(code: str, epochs: int, repeat: int) -> Path:
-        return run_root / (f"official_{code}_{epochs}ep.log" if repeat == 0 else
-                           f"official_{code}_{epochs}ep_run{repeat + 1}.log")  # fmt: skip
+        return run_root / official_log_name(code, epochs, repeat)
 
     def official_source(code: str, epochs: int, repeat: int) -> str:
         return (f"{official_runs.CODE_NAMES[code]}, {epochs} epochs"
@@ -277,39 +356,26 @@ def main() -> None:
 
     launch(args.jobs)
     rows = []
-    kit_configs = []  # (label, run folder name, config)
-    for variant in args.variants:
-        for order in args.session_orders:
-            config = base.with_overrides(gru_variant=variant)
-            if order != "preset":
-                config = config.with_overrides(shuffle=order == "shuffled")
-            shuffled = "shuffled" if config.shuffle else "time order"
-            label = f"kit, {variant}" + ("" if args.session_orders == ["preset"] else f", {shuffled}")
-            folder = variant + ("" if order == "preset" else f"_{order}")
-            kit_configs.append((label, folder, config))
-    for label, folder, kit_config in kit_configs:
-        variant = kit_config.gru_variant
-        for repeat in range(args.repeats):
-            config = kit_config.with_overrides(seed=kit_config.seed + repeat)
-            run_dir = run_root / (folder if repeat == 0 else f"{folder}_seed{config.seed}")
-            done = checkpoint_epochs(run_dir) if (run_dir / "config.json").exists() else []
-            if not done or done[-1] < max(args.epochs):
-                start = time.perf_counter()
-                result = train(config, train_data, run_dir, resume=bool(done), progress=False)
-                print(f"{label}, seed {config.seed}: trained {result.epochs_done} epochs in "
-                      f"{time.perf_counter() - start:.0f} s ({result.events_per_s:,.0f} events/s)", flush=True)
-            seconds = _epoch_seconds(run_dir)
-            for epochs in args.epochs:
-                run = load_run(run_dir, epoch=epochs)
-                scorer = GRU4RecScorer(run.model, item_map=run.item_map, item_support=run.item_support)
-                metrics = evaluate(scorer, test_data, cutoffs=CUTOFFS)
-                epoch_s = sum(seconds[e] for e in range(1, epochs + 1)) / epochs if all(
-                    e in seconds for e in range(1, epochs + 1)) else None  # fmt: skip
-                rows.append(_row(label, epochs, metrics["recall@20"], metrics["mrr@20"], epoch_s,
-                                 ceiling_recall, variant=variant, shuffle=config.shuffle, repeat=repeat + 1,
-                                 seed=config.seed,
-                                 **{"recall@5": metrics["recall@5"], "mrr@5": metrics["mrr@5"]}))  # fmt: skip
-            poll(args.jobs)
+    for label, run_dir, config, repeat in kit_runs:
+        variant = config.gru_variant
+        done = checkpoint_epochs(run_dir) if (run_dir / "config.json").exists() else []
+        if not done or done[-1] < max(args.epochs):
+            start = time.perf_counter()
+            result = train(config, train_data, run_dir, resume=bool(done), progress=False)
+            print(f"{label}, seed {config.seed}: trained {result.epochs_done} epochs in "
+                  f"{time.perf_counter() - start:.0f} s ({result.events_per_s:,.0f} events/s)", flush=True)
+        seconds = _epoch_seconds(run_dir)
+        for epochs in args.epochs:
+            run = load_run(run_dir, epoch=epochs)
+            scorer = GRU4RecScorer(run.model, item_map=run.item_map, item_support=run.item_support)
+            metrics = evaluate(scorer, test_data, cutoffs=CUTOFFS)
+            epoch_s = sum(seconds[e] for e in range(1, epochs + 1)) / epochs if all(
+                e in seconds for e in range(1, epochs + 1)) else None  # fmt: skip
+            rows.append(_row(label, epochs, metrics["recall@20"], metrics["mrr@20"], epoch_s,
+                             ceiling_recall, variant=variant, shuffle=config.shuffle, repeat=repeat + 1,
+                             seed=config.seed,
+                             **{"recall@5": metrics["recall@5"], "mrr@5": metrics["mrr@5"]}))  # fmt: skip
+        poll(args.jobs)
     while queue or running or watched:  # the kit is done: the rest of the official runs, at least one at a time
         poll(max(args.jobs, 1))
         if running or watched:

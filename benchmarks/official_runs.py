@@ -10,16 +10,24 @@ code needs ``tf_keras`` and ``joblib`` and runs with ``TF_USE_LEGACY_KERAS=1``, 
 ``torch``). What the run printed is parsed: one ``EpochN --> loss: L (Ts) ...`` line per epoch and
 ``Recall@20: R MRR@20: M`` after the evaluation (``batch_eval``, conservative ties: rank = the number of items
 scoring at least the target, as the kit's default). Used by ``benchmarks/accuracy_report.py``.
+
+Each log ``X.log`` gets a record ``X.params.json`` beside it, written when the run starts: the code (its name and the
+sha256 of the clone's top-level ``*.py`` files), the parameter string, the evaluation settings and the sha256 of the
+training and test files. A log is reused only when its record matches the requested run (:func:`vouch`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
+
+from gru4rec.io import atomic_write
 
 # The hyperparameters of the official GRU4Rec class, in its names (the parameter files of paramfiles/).
 OFFICIAL_PARAM_NAMES = (
@@ -135,16 +143,92 @@ def command(code: str, path, python: str, train_path, test_path, params: dict,
     return argv, env
 
 
+class StaleLogError(ValueError):
+    """An official run's log cannot be vouched for: its record is missing or differs from the requested run."""
+
+
+def file_sha256(path) -> str:
+    """sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def code_sha256(path) -> str:
+    """sha256 over the names and bytes of the top-level ``*.py`` files of an official clone (its code as it runs)."""
+    digest = hashlib.sha256()
+    for file in sorted(Path(path).glob("*.py")):
+        digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def record_path(log_path) -> Path:
+    """The record beside a log: ``official_tf_3ep.log`` -> ``official_tf_3ep.params.json``."""
+    log_path = Path(log_path)
+    return log_path.with_name(log_path.stem + ".params.json")
+
+
+def run_record(code: str, path, train_path, test_path, params: dict, cutoffs: Sequence[int] = (20,)) -> dict:
+    """What identifies one official run's result: the code, its parameters, the evaluation, the data files."""
+    return {
+        "code": code,
+        "code_sha256": code_sha256(path),
+        "params": parameter_string(params),
+        "cutoffs": [int(c) for c in cutoffs],
+        "eval": "conservative",
+        "train_sha256": file_sha256(train_path),
+        "test_sha256": file_sha256(test_path),
+        "train": str(Path(train_path).resolve()),
+        "test": str(Path(test_path).resolve()),
+    }
+
+
+_RECORD_WORDS = {
+    "code": "code", "code_sha256": "the official code's files", "params": "parameters", "cutoffs": "cut-offs",
+    "eval": "tie mode", "train_sha256": "training file's contents", "test_sha256": "test file's contents",
+}  # fmt: skip
+
+
+def vouch(log_path, expected: dict) -> None:
+    """Raise :class:`StaleLogError` (one line) unless ``log_path``'s record matches ``expected``
+    (:func:`run_record`; the files' paths may differ, their contents may not)."""
+    path = record_path(log_path)
+    if not path.is_file():
+        raise StaleLogError(f"{log_path}: cannot reuse it: {path.name} (its parameters and data) is missing; "
+                            f"remove the log or run without --reuse-official-logs")  # fmt: skip
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise StaleLogError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(saved, dict):
+        raise StaleLogError(f"{path}: expected a JSON object, found {type(saved).__name__}")
+    diffs = []
+    for key, words in _RECORD_WORDS.items():
+        if saved.get(key) != expected[key]:
+            diffs.append(f"{words} differ" if key.endswith("sha256") else
+                         f"{words}: {saved.get(key)!r} (log) != {expected[key]!r} (now)")  # fmt: skip
+    if diffs:
+        raise StaleLogError(f"{log_path}: cannot reuse it, it is another run than the requested one: "
+                            + "; ".join(diffs) + "; remove the log or run without --reuse-official-logs")
+
+
 def start(code: str, path, python: str, train_path, test_path, params: dict, log_path,
           threads: Optional[int] = None) -> subprocess.Popen:
-    """Start one official run in the background, its stdout and stderr going to ``log_path``."""
+    """Start one official run in the background, its stdout and stderr going to ``log_path``; its record
+    (:func:`run_record`) is written beside the log (an older record is removed before the log is started)."""
     argv, env = command(code, path, python, train_path, test_path, params, threads=threads)
+    record = run_record(code, path, train_path, test_path, params)
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    record_path(log_path).unlink(missing_ok=True)
     with open(log_path, "w", encoding="utf-8") as log:
         threads_note = "" if threads is None else f"OMP_NUM_THREADS={threads} TF_NUM_INTRAOP_THREADS={threads} "
         log.write("$ " + threads_note + " ".join(argv) + "\n")
         log.flush()
+        with atomic_write(record_path(log_path)) as handle:
+            handle.write(json.dumps(record, indent=2) + "\n")
         return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(log_path.parent))
 
 

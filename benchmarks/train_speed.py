@@ -61,9 +61,12 @@ def synthetic_sessions(n_sessions: int = 60_000, n_items: int = N_ITEMS, seed: i
 def configurations():
     from gru4rec.config import Config
 
-    seed = Config.preset("seed")
+    # the seed's architecture and hyperparameters with the kit's lazy Adam and the official codes' loop (the seed's
+    # TF1 loop, preset "seed", moves every row of the item matrices at every step: docs/seed.md)
+    seed = Config.preset("seed", lazy_adam=True, dropout_on_state=True, gru_init="per_block", session_order="time",
+                         epoch_end="all_sessions")  # fmt: skip
     return {
-        "seed": ("seed config (B=50, in-batch, XE, Adam), BP", seed),
+        "seed": ("seed config (B=50, in-batch, XE, lazy Adam), BP", seed),
         "official": (
             "official RSC15-best (B=32, 2048 neg., logQ, shared emb., Adagrad+mom.), BP",
             Config.preset("official"),

@@ -4,7 +4,8 @@ The official GRU4Rec codes evaluate the weights of the last update. With the RSC
 learning rate 0.2, momentum, hidden dropout 0.4) those weights are noisy: on the kit's ``small`` preset the Recall@20
 of the per-epoch checkpoints moves up and down by about 0.003 from epoch to epoch after the third. An average of
 the iterates removes that noise. The kit keeps a second copy of the model, ``average``, and after the ``t``-th
-chunk of training (``chunk_steps`` mini-batches) moves it towards the current weights::
+chunk of training (``chunk_steps`` mini-batch steps, i.e. ``chunk_steps / bptt_steps`` updates; the last chunk of an
+epoch is shorter) moves it towards the current weights::
 
     c_t = (eta + 1) / (t + eta)            # c_1 = 1: the first average is the weights themselves
     average <- average + c_t * (weights - average)
@@ -12,7 +13,9 @@ chunk of training (``chunk_steps`` mini-batches) moves it towards the current we
 so that the weights after chunk ``s`` count in the average after chunk ``t`` in proportion to about ``(s / t) ** eta``:
 ``eta = 0`` is the plain mean of all iterates, and a larger ``eta`` forgets the early ones faster (the last quarter
 of training holds ``1 - 0.75 ** (eta + 1)`` of the weight: 68 % for ``eta = 3``). The rule needs neither the number of
-epochs nor a start step, so the average after epoch 3 of a 10-epoch run is that of a 3-epoch run.
+epochs nor a start step, so the average after epoch 3 of a 10-epoch run is that of a 3-epoch run. It moves once per
+chunk, so the average depends on ``chunk_steps`` (the weights it averages do not): the same run with another
+``chunk_steps`` evaluates another average.
 
 Training itself is unchanged (the optimizer updates the model's own weights); evaluation, validation and export use
 the average. Its cost is one pass over the weights per chunk (estimated from the bytes moved: under 1 % of a chunk

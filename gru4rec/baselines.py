@@ -16,7 +16,12 @@ built as sorted (item, item) pair keys and stored row-compressed (CSR: ``offsets
   ``baselines.py`` keeps 100, ``lmbd=20``, and counts events rather than sessions).
 * :class:`Markov` — a first-order Markov chain: the items that followed the current item in training sessions,
   ranked by how often. With ``window > 1`` it becomes the "sequential rules" of Ludewig & Jannach (2018): an item
-  ``gap`` steps after the current one (``gap <= window``) adds ``1 / gap``.
+  ``gap`` steps after the current one (``gap <= window``) adds ``1 / gap``. A window longer than the longest
+  training session gives the same rules as one gap shorter than it (no pair is further apart), so fitting loops
+  over ``min(window, longest session - 1)`` gaps: any ``window`` fits in the memory and time of the data.
+
+Parameters are checked by type when a baseline is made (a ``ValueError`` naming the parameter): integers are
+integers (not booleans, not floats), numbers are finite, ``tie_breaker`` is true or false.
 
 Items a baseline cannot rank (zero similarity, never followed the current item) all score 0 and tie with each other.
 With ``tie_breaker=True`` (the default for ItemKNN and Markov) they score their training popularity instead, scaled
@@ -85,6 +90,28 @@ class SparseRows:
         index = np.repeat(starts, lengths) + within
         out[lane, self.columns[index]] = self.values[index]  # a row's columns are distinct: set, not add
         return out
+
+
+def _check_int(name: str, value, low: int) -> int:
+    """``value`` if it is an int (not a bool) ``>= low``; else a ValueError naming the parameter."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name}: invalid value {value!r}; expected an integer >= {low}")
+    return int(value)
+
+
+def _check_number(name: str, value, low: float, high: float = np.inf) -> float:
+    """``value`` as a float if it is a finite number in ``[low, high]``; else a ValueError naming the parameter."""
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if not number or not np.isfinite(value) or not low <= value <= high:
+        allowed = f"a finite number >= {low:g}" if high == np.inf else f"a number in [{low:g}, {high:g}]"
+        raise ValueError(f"{name}: invalid value {value!r}; expected {allowed}")
+    return float(value)
+
+
+def _check_bool(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}: invalid value {value!r}; expected true or false")
+    return bool(value)
 
 
 def _check_train(train: SessionData) -> None:
@@ -189,11 +216,10 @@ class ItemKNN(_Baseline):
     name = "itemknn"
 
     def __init__(self, n_sims: int = 100, lmbd: float = 20.0, alpha: float = 0.5, tie_breaker: bool = True):
-        if n_sims < 1:
-            raise ValueError(f"n_sims must be >= 1, got {n_sims}")
-        if lmbd < 0 or not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"need lmbd >= 0 and 0 <= alpha <= 1, got lmbd={lmbd}, alpha={alpha}")
-        self.n_sims, self.lmbd, self.alpha, self.tie_breaker = int(n_sims), float(lmbd), float(alpha), tie_breaker
+        self.n_sims = _check_int("n_sims", n_sims, 1)  # keep_top keeps at most a row's length: bounded by the data
+        self.lmbd = _check_number("lmbd", lmbd, 0.0)
+        self.alpha = _check_number("alpha", alpha, 0.0, 1.0)
+        self.tie_breaker = _check_bool("tie_breaker", tie_breaker)
 
     def params(self) -> dict:
         return {"n_sims": self.n_sims, "lmbd": self.lmbd, "alpha": self.alpha, "tie_breaker": self.tie_breaker}
@@ -252,9 +278,8 @@ class Markov(_Baseline):
     name = "markov"
 
     def __init__(self, window: int = 1, tie_breaker: bool = True):
-        if window < 1:
-            raise ValueError(f"window must be >= 1, got {window}")
-        self.window, self.tie_breaker = int(window), tie_breaker
+        self.window = _check_int("window", window, 1)
+        self.tie_breaker = _check_bool("tie_breaker", tie_breaker)
 
     def params(self) -> dict:
         return {"window": self.window, "tie_breaker": self.tie_breaker}
@@ -263,7 +288,8 @@ class Markov(_Baseline):
         self._fit_common(train)
         session_of_event = np.repeat(np.arange(train.n_sessions), train.session_lengths)
         rows, columns, weights = [], [], []
-        for gap in range(1, self.window + 1):
+        longest = int(train.session_lengths.max())
+        for gap in range(1, min(self.window, longest - 1) + 1):  # no two events of a session are further apart
             same = session_of_event[gap:] == session_of_event[:-gap]
             rows.append(train.items[:-gap][same])
             columns.append(train.items[gap:][same])

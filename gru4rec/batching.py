@@ -9,8 +9,13 @@ Two details, both kept from the official code: sessions are taken in the order o
 ``shuffle``), and when several lanes free up at the same step, the lower lane index takes the earlier session. At
 the end of the epoch the official Theano, TF and PyTorch codes drop the lanes that cannot be refilled from the
 mini-batch and play the others on to the end; here the batch keeps its shape and the idle lanes are marked
-``valid=False`` (the trainer masks them, with the same update). Only the original 2016 Theano code ended the epoch
-as soon as one lane could not be refilled, dropping the last few sessions.
+``valid=False`` (the trainer masks them, with the same update).
+
+Two options give the seed's loop (Songweiping/GRU4Rec_TensorFlow, as the original 2016 Theano code):
+``order="session_id"`` takes the sessions in SessionId order (its ``data.sort([SessionId, Time])``) instead of the
+order of their first event, and ``end="first_unfilled_lane"`` ends the epoch at the first step at which a lane
+frees up with no session left to take it: the sessions still playing in the other lanes are cut there (their
+remaining pairs are not in the epoch) and a session that would start at that step is not played at all.
 """
 
 from __future__ import annotations
@@ -46,11 +51,26 @@ class EpochBatches:
         return int(self.valid.sum())
 
 
-def session_order(n_sessions: int, shuffle: bool = False, seed: int = 0) -> np.ndarray:
-    """The order in which sessions enter the lanes: data order (start time) or a seeded permutation."""
+ORDERS = ("time", "session_id")
+ENDS = ("all_sessions", "first_unfilled_lane")
+
+
+def session_order(n_sessions: int, shuffle: bool = False, seed: int = 0, session_ids=None) -> np.ndarray:
+    """The order in which sessions enter the lanes: data order (start time), a seeded permutation, or with
+    ``session_ids`` (n_sessions,) ascending SessionId (stable)."""
     if shuffle:
         return np.random.default_rng(seed).permutation(n_sessions)
+    if session_ids is not None:
+        return np.argsort(np.asarray(session_ids), kind="stable")
     return np.arange(n_sessions)
+
+
+def first_unfilled_step(lane: np.ndarray, start_step: np.ndarray, n_pairs: np.ndarray, batch_size: int) -> int:
+    """The first step at which a lane frees up with no session left: the minimum over the lanes of the step at which
+    each one's last session ends (0 for a lane that never gets a session)."""
+    free_at = np.zeros(batch_size, dtype=np.int64)
+    np.maximum.at(free_at, lane, start_step + n_pairs)
+    return int(free_at.min())
 
 
 def assign_lanes(n_pairs_per_session: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,17 +92,31 @@ def assign_lanes(n_pairs_per_session: np.ndarray, batch_size: int) -> tuple[np.n
     return lane, start
 
 
-def epoch_batches(data: SessionData, batch_size: int, shuffle: bool = False, seed: int = 0) -> EpochBatches:
-    """All mini-batches of one epoch over ``data`` as ``(steps, batch_size)`` arrays (see the module docstring)."""
+def epoch_batches(data: SessionData, batch_size: int, shuffle: bool = False, seed: int = 0, order: str = "time",
+                  end: str = "all_sessions") -> EpochBatches:  # fmt: skip
+    """All mini-batches of one epoch over ``data`` as ``(steps, batch_size)`` arrays (see the module docstring):
+    ``order`` ``time`` or ``session_id`` (with ``shuffle=False``), ``end`` ``all_sessions`` or
+    ``first_unfilled_lane``."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
     if data.n_sessions == 0:
         raise ValueError("no sessions with at least two events: nothing to batch")
-    order = session_order(data.n_sessions, shuffle, seed)
+    if order not in ORDERS:
+        raise ValueError(f"order: unknown value {order!r}; allowed: {', '.join(ORDERS)}")
+    if end not in ENDS:
+        raise ValueError(f"end: unknown value {end!r}; allowed: {', '.join(ENDS)}")
+    if shuffle and order != "time":
+        raise ValueError("order: 'session_id' applies with shuffle=False only")
+    order = session_order(data.n_sessions, shuffle, seed, data.session_ids if order == "session_id" else None)
     starts = data.offsets[:-1][order]  # (n_sessions,) first event of each session, in lane order
     n_pairs = (data.offsets[1:] - data.offsets[:-1])[order] - 1  # (n_sessions,)
     lane, start_step = assign_lanes(n_pairs, batch_size)
     n_steps = int((start_step + n_pairs).max())
+    if end == "first_unfilled_lane":
+        n_steps = first_unfilled_step(lane, start_step, n_pairs, batch_size)
+        if n_steps == 0:
+            raise ValueError(f"batch_size {batch_size}: fewer sessions ({data.n_sessions}) than lanes, so the epoch "
+                             f"ends before its first step with end='first_unfilled_lane'")  # fmt: skip
 
     # One row per pair: which session, which position inside it.
     pair_session = np.repeat(np.arange(len(order)), n_pairs)  # (n_pairs,)
@@ -91,6 +125,9 @@ def epoch_batches(data: SessionData, batch_size: int, shuffle: bool = False, see
     event = starts[pair_session] + position  # index of the input event
     step = start_step[pair_session] + position
     column = lane[pair_session]
+    if end == "first_unfilled_lane":  # the pairs from the end step on are not in the epoch
+        kept = step < n_steps
+        pair_session, event, step, column = pair_session[kept], event[kept], step[kept], column[kept]
 
     shape = (n_steps, batch_size)
     inputs = np.zeros(shape, dtype=np.int32)
@@ -102,5 +139,6 @@ def epoch_batches(data: SessionData, batch_size: int, shuffle: bool = False, see
     targets[step, column] = data.items[event + 1]
     valid[step, column] = True
     session_index[step, column] = order[pair_session]
-    resets[start_step, lane] = True
+    started = start_step < n_steps
+    resets[start_step[started], lane[started]] = True
     return EpochBatches(inputs, targets, resets, valid, session_index)

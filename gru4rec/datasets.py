@@ -121,10 +121,25 @@ def build_synthetic(
     with_ceiling: bool = True,
     progress: Optional[Callable[[str], None]] = None,
 ) -> Optional[dict]:
-    """Generate a preset's clicks into ``out_dir``, apply the RSC15 rules and record the ceiling; return the stats."""
+    """Generate a preset's clicks into ``out_dir``, apply the RSC15 rules and record the ceiling; return the stats.
+
+    ``prepare=False`` writes only the clicks, and refuses (``ValueError``, before writing anything) a folder that
+    holds a prepared set (splits, ``rsc15_stats.json`` or the ``.complete`` marker): the set would no longer match
+    the clicks while still claiming to be complete, and removing it could delete data the kit did not write.
+    With ``prepare=True`` the completion markers are removed before the new clicks are written, so a kill before
+    the new set is in place leaves an incomplete folder, never old splits marked complete next to new clicks."""
     say = progress or (lambda message: None)
     out_dir = Path(out_dir)
+    prepared = [name for name in (*rsc15.FILES.values(), rsc15.STATS_FILE, COMPLETE_MARKER)
+                if os.path.lexists(out_dir / name)]  # fmt: skip
+    if prepared and not prepare:
+        raise ValueError(
+            f"{out_dir}: holds a prepared set ({', '.join(prepared)}) that new clicks would not match; --no-prepare "
+            "would leave it stale: write the clicks into a new folder, or drop --no-prepare to prepare them over it"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
+    for marker in (rsc15.STATS_FILE, COMPLETE_MARKER):  # the old set stops counting as complete from here on
+        (out_dir / marker).unlink(missing_ok=True)
     start = time.perf_counter()
     say(f"[synth] generating preset {preset!r} with seed {seed}")
     synth = synthetic.generate(preset, seed)

@@ -24,8 +24,11 @@ Ties. A score equal to the target's is a tie. The rank of the target is
 (ties count as hits) and a hit when ``rank < K`` (not ``<=``), as in Songweiping/GRU4Rec_TensorFlow's
 ``evaluation.py``. A model whose scores saturate (many equal scores) looks far better under it than it is.
 
-A target whose score is NaN gets the worst rank (``n_items``): a broken model can never score a hit. NaN competitors
-compare false, so they count as ranked below the target.
+NaN is the worst score: a target whose score is NaN gets the worst rank (``n_items``), so a broken model can never
+score a hit; NaN competitors compare false, so they count as ranked below the target, and they come last in the
+top-K lists (coverage, recommendations). This holds on every path (exact counts, the top-``K + 1`` shortcut of
+:func:`ranks_from_top`, the TensorFlow ranker). Infinite scores are ordered as numbers (``+inf`` first, ties as
+above).
 
 Unknown items. The test set must be indexed with the training ``ItemMap`` (``SessionData.from_frame(test_df,
 train.item_map)``): events of items never seen in training are dropped there (they cannot be scored, and a model
@@ -124,13 +127,15 @@ def ranks_from_counts(
 
 
 def count_above(scores: np.ndarray, targets: np.ndarray, tie_mode: str) -> tuple[np.ndarray, np.ndarray]:
-    """Numpy, exact over all items: target scores ``(batch,)`` and ranks of ``targets`` in ``scores``."""
+    """Numpy, exact over all items: target scores ``(batch,)`` and ranks of ``targets`` in ``scores``
+    ``(batch, n_items)``; a NaN target gets the worst rank, ``n_items`` (NaN is the worst score)."""
     target_scores = scores[np.arange(len(targets)), targets]
     column = target_scores[:, None]
     need_gt, need_ge = _comparisons(tie_mode)
     n_gt = np.count_nonzero(scores > column, axis=1) if need_gt else None
     n_ge = np.count_nonzero(scores >= column, axis=1) if need_ge else None
-    return target_scores, ranks_from_counts(n_gt, n_ge, tie_mode)
+    ranks = ranks_from_counts(n_gt, n_ge, tie_mode)
+    return target_scores, np.where(np.isnan(target_scores), float(scores.shape[1]), ranks)
 
 
 def ranks_from_top(top_scores: np.ndarray, target_scores: np.ndarray, tie_mode: str) -> np.ndarray:
@@ -140,8 +145,19 @@ def ranks_from_top(top_scores: np.ndarray, target_scores: np.ndarray, tie_mode: 
     top list scores below the target (resp. not above it), so the count over the top list is the count over all
     items. Otherwise the rank is at least ``m``: with ``m = max(cutoffs) + 1`` that is a miss at every cut-off, and
     the full pass over the catalogue is not needed. Not for ``median`` (it needs the exact number of ties).
+
+    NaN is the worst score: a NaN target is a miss (inf). A row whose top list holds a NaN cannot be ranked from it
+    (which items it pushed out of the list is unknown): its rank is NaN, "count this row over every item" (the
+    evaluator does, :func:`count_above`); NaN is never ``<= K``, so it can never be taken for a hit.
     """
     m = top_scores.shape[1]
+    nan_target = np.isnan(target_scores)
+    nan_in_top = np.isnan(top_scores).any(axis=1)
+    if nan_target.any() or nan_in_top.any():
+        ok = ~(nan_target | nan_in_top)
+        ranks = np.where(nan_target, np.inf, np.nan)
+        ranks[ok] = ranks_from_top(top_scores[ok], target_scores[ok], tie_mode)
+        return ranks
     column = target_scores[:, None]
     if tie_mode == "conservative":
         count = np.count_nonzero(top_scores >= column, axis=1)
@@ -161,6 +177,7 @@ def top_k_indices(scores: np.ndarray, k: int, block: int = 16) -> np.ndarray:
     scoring higher, and fewer than k items do), so the k best scores of these ``k * block`` candidates are the k
     best scores of the row. Among equal scores the choice is arbitrary. About 5x faster than ``np.argpartition``
     over 37,500 items (blocks of 16 items: 20 ms for 1,024 x 37,500 scores, 24 ms with 32, 34 ms with 64).
+    NaN is the worst score: it comes after every number (``np.fmax`` block maxima, NaN candidates as ``-inf``).
     """
     batch, n_items = scores.shape
     k = min(int(k), n_items)
@@ -171,13 +188,15 @@ def top_k_indices(scores: np.ndarray, k: int, block: int = 16) -> np.ndarray:
         candidates = np.broadcast_to(np.arange(n_items), (batch, n_items))
     else:
         head = n_blocks * block
-        block_max = scores[:, :head].reshape(batch, block, n_blocks).max(axis=1)  # (batch, n_blocks)
+        block_max = np.fmax.reduce(scores[:, :head].reshape(batch, block, n_blocks), axis=1)  # (batch, n_blocks)
+        block_max = np.where(np.isnan(block_max), -np.inf, block_max)  # a block of NaN only: last
         best_blocks = np.argpartition(block_max, n_blocks - k, axis=1)[:, n_blocks - k :]  # (batch, k)
         candidates = (best_blocks[:, None, :] + n_blocks * np.arange(block)[None, :, None]).reshape(batch, -1)
         if head < n_items:  # the tail that does not fill a stride is always a candidate
             tail = np.broadcast_to(np.arange(head, n_items), (batch, n_items - head))
             candidates = np.concatenate([candidates, tail], axis=1)
     cand_scores = flat.take(candidates + row_base)
+    cand_scores = np.where(np.isnan(cand_scores), -np.inf, cand_scores)  # NaN last (numpy would sort it first)
     n_cand = candidates.shape[1]
     if k < n_cand:
         pick = np.argpartition(cand_scores, n_cand - k, axis=1)[:, n_cand - k :]
@@ -213,7 +232,11 @@ def _rank_rows(scores: np.ndarray, targets: np.ndarray, tie_mode: str, k: int, e
     target_scores = scores[np.arange(len(targets)), targets]
     top = top_k_indices(scores, k + 1)
     top_scores = np.take_along_axis(scores, top, axis=1)
-    return target_scores, ranks_from_top(top_scores, target_scores, tie_mode), top[:, :k]
+    ranks = ranks_from_top(top_scores, target_scores, tie_mode)
+    odd = np.flatnonzero(np.isnan(ranks) | np.isinf(target_scores))
+    if len(odd):  # NaN in the top list, or an infinite target: count those rows over every item (rare, exact)
+        ranks[odd] = count_above(scores[odd], targets[odd], tie_mode)[1]
+    return target_scores, ranks, top[:, :k]
 
 
 # Ranking is row-wise numpy work that releases the GIL: a large matrix is split into row blocks ranked side by side
@@ -246,7 +269,8 @@ class _TFRanker:
             none = tf.zeros(0, tf.int32)
             n_gt = tf.reduce_sum(tf.cast(scores > target_scores, tf.int32), axis=1) if need_gt else none
             n_ge = tf.reduce_sum(tf.cast(scores >= target_scores, tf.int32), axis=1) if need_ge else none
-            top = tf.math.top_k(scores, k=k).indices if k > 0 else tf.zeros((0, 0), tf.int32)
+            worst_nan = tf.where(tf.math.is_nan(scores), tf.constant(-np.inf, scores.dtype), scores)  # NaN last
+            top = tf.math.top_k(worst_nan, k=k).indices if k > 0 else tf.zeros((0, 0), tf.int32)
             return target_scores[:, 0], n_gt, n_ge, top
 
         self._rank = rank
@@ -257,7 +281,9 @@ class _TFRanker:
         target_scores, n_gt, n_ge, top = self._rank(scores, self._tf.constant(targets, self._tf.int32))
         need_gt, need_ge = _comparisons(self.tie_mode)
         ranks = ranks_from_counts(n_gt.numpy() if need_gt else None, n_ge.numpy() if need_ge else None, self.tie_mode)
-        return target_scores.numpy(), ranks, top.numpy()
+        target_scores = target_scores.numpy()
+        ranks = np.where(np.isnan(target_scores), float(scores.shape[1]), ranks)  # NaN is the worst score
+        return target_scores, ranks, top.numpy()
 
 
 def _on_gpu(scores: Any) -> bool:

@@ -17,7 +17,10 @@ fast formatter does not cover.
 
 Errors: any malformed input raises :class:`DataFormatError` naming the file, the 1-based line (as a text editor
 counts it), the column and what was expected. The fast path only tells *that* a file is bad; a second, slower
-line-by-line pass then finds *where* (this pass runs only when something is wrong).
+line-by-line pass then finds *where* (this pass runs only when something is wrong). What is read before a format
+check is bounded: a line longer than :data:`MAX_LINE_BYTES` is an error (a 2 GB file without a newline is rejected
+after reading 1 MiB of it, not read whole). A ``.gz`` / ``.bz2`` file that cannot be decompressed is a
+:class:`DataFormatError` naming it.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ SESSIONS_HEADER = "\t".join(SESSION_COLUMNS)
 CLICK_FIELDS = ("SessionID", "Timestamp", "ItemID", "Category")
 
 PathLike = Union[str, "os.PathLike[str]"]
+MAX_LINE_BYTES = 1 << 20  # the longest line a reader looks at before it checks the format (a click line is ~50 bytes)
 
 __all__ = [
     "DataFormatError",
@@ -121,9 +125,12 @@ def atomic_write(path: PathLike, mode: str = "w", encoding: Optional[str] = "utf
             yield handle
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.remove(tmp)
+        if isinstance(error, OSError) and error.errno is not None and error.filename is None:
+            # a write that failed (a full disk: ENOSPC) names no file: name the one being written
+            raise OSError(error.errno, error.strerror or os.strerror(error.errno), path) from error
         raise
 
 
@@ -359,6 +366,39 @@ def _check_timestamp(path, line_no, col, name, value) -> None:
         )  # fmt: skip
 
 
+def _is_compressed(path: PathLike) -> bool:
+    return os.fspath(path).endswith((".gz", ".bz2"))
+
+
+@contextlib.contextmanager
+def _decompression_errors(path: PathLike) -> Iterator[None]:
+    """Turn the errors of a ``.gz`` / ``.bz2`` file that cannot be decompressed into a :class:`DataFormatError`
+    naming the file (gzip raises BadGzipFile / EOFError / zlib.error, bz2 a bare OSError, pyarrow an OSError or
+    ArrowInvalid naming the codec). Real OS errors (with an errno) pass through."""
+    import zlib
+
+    try:
+        yield
+    except (OSError, EOFError, zlib.error, pa.ArrowInvalid) as error:
+        if not _is_compressed(path) or (isinstance(error, OSError) and error.errno is not None):
+            raise
+        if isinstance(error, pa.ArrowInvalid) and not re.search(r"gzip|bz2|zlib|compress|codec", str(error), re.I):
+            raise
+        kind, suffix = ("gzip", ".gz") if os.fspath(path).endswith(".gz") else ("bzip2", ".bz2")
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataFormatError(path, None, None, f"a valid {kind} file (the name ends in {suffix})",
+                              f"a corrupt or truncated one ({first[:200]})") from None  # fmt: skip
+
+
+def _read_line(handle: IO[bytes], path: PathLike, line_no: int) -> bytes:
+    """One line of at most :data:`MAX_LINE_BYTES` (its newline included); a longer one is a DataFormatError."""
+    raw = handle.readline(MAX_LINE_BYTES + 1)
+    if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+        raise DataFormatError(path, line_no, None, f"lines of at most {MAX_LINE_BYTES >> 20} MiB",
+                              f"a longer line (no line break in its first {MAX_LINE_BYTES:,} bytes)")  # fmt: skip
+    return raw
+
+
 def _open_binary(path: PathLike) -> IO[bytes]:
     """The file's bytes, decompressed when its name says gzip or bzip2 (as pyarrow's readers do)."""
     name = os.fspath(path)
@@ -386,12 +426,16 @@ def _arrow_message(error: Exception, names: Sequence[str]) -> str:
 
 
 def _iter_lines(path: PathLike, start_line: int = 1) -> Iterator[tuple[int, str]]:
-    with _open_binary(path) as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            if line_no < start_line:
-                continue
-            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            yield line_no, text
+    """``(line number, text)`` of every line, each read with the :data:`MAX_LINE_BYTES` bound."""
+    with _decompression_errors(path), _open_binary(path) as handle:
+        line_no = 0
+        while True:
+            line_no += 1
+            raw = _read_line(handle, path, line_no)
+            if not raw:
+                return
+            if line_no >= start_line:
+                yield line_no, raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
 def _check_empty(path: PathLike, what: str) -> None:
@@ -399,12 +443,13 @@ def _check_empty(path: PathLike, what: str) -> None:
         raise FileNotFoundError(f"{os.fspath(path)}: no such file")
     if os.path.isdir(path):
         raise DataFormatError(path, None, None, f"a file ({what}), not a folder")
-    with _open_binary(path) as handle:
-        head = handle.read(1 << 16)
-        if head.strip() == b"":
-            rest = handle.read()
-            if rest.strip() == b"":
+    with _decompression_errors(path), _open_binary(path) as handle:
+        while True:  # stop at the first byte that is not white space (a file of only spaces is read in blocks)
+            block = handle.read(1 << 16)
+            if not block:
                 raise DataFormatError(path, 1, None, what, "an empty file")
+            if block.strip() != b"":
+                return
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -463,13 +508,14 @@ def _read_clicks_arrays(path: PathLike) -> tuple[np.ndarray, np.ndarray, np.ndar
         include_columns=["SessionID", "Timestamp", "ItemID"],
     )
     try:
-        table = pacsv.read_csv(
-            os.fspath(path),
-            read_options=read_options,
-            parse_options=parse_options,
-            convert_options=convert_options,
-            memory_pool=_RELEASING_POOL,
-        )
+        with _decompression_errors(path):
+            table = pacsv.read_csv(
+                os.fspath(path),
+                read_options=read_options,
+                parse_options=parse_options,
+                convert_options=convert_options,
+                memory_pool=_RELEASING_POOL,
+            )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         _locate_clicks_error(path)
         raise DataFormatError(
@@ -540,8 +586,8 @@ def _locate_sessions_error(path: PathLike, order: Sequence[str]) -> None:
 
 
 def _read_header(path: PathLike) -> list[str]:
-    with _open_binary(path) as handle:
-        first = handle.readline().decode("utf-8", errors="replace").rstrip("\r\n")
+    with _decompression_errors(path), _open_binary(path) as handle:
+        first = _read_line(handle, path, 1).decode("utf-8", errors="replace").rstrip("\r\n")
     names = first.split("\t")
     if sorted(names) != sorted(SESSION_COLUMNS):
         found = _describe(first)
@@ -561,12 +607,13 @@ def read_sessions(path: PathLike) -> pd.DataFrame:
     names = _read_header(path)
     types = {SESSION_KEY: pa.int64(), ITEM_KEY: pa.int64(), TIME_KEY: pa.float64()}
     try:
-        table = pacsv.read_csv(
-            os.fspath(path),
-            read_options=pacsv.ReadOptions(block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),
-            convert_options=pacsv.ConvertOptions(column_types=types),
-        )
+        with _decompression_errors(path):
+            table = pacsv.read_csv(
+                os.fspath(path),
+                read_options=pacsv.ReadOptions(block_size=1 << 24),
+                parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),
+                convert_options=pacsv.ConvertOptions(column_types=types),
+            )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         _locate_sessions_error(path, names)
         raise DataFormatError(path, None, None, "a valid GRU4Rec TSV file", _arrow_message(error, names)) from None

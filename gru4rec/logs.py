@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from typing import Iterable, Optional, Union
+from typing import Callable, Iterable, Optional, Union
 
 import pandas as pd
 
@@ -50,12 +50,17 @@ def record_step(line: str) -> Optional[int]:
 class LogWriter:
     """Append records to a seed-format log file (line-buffered, so a running training can be followed)."""
 
-    def __init__(self, path: PathLike, append: bool = False) -> None:
+    def __init__(self, path: PathLike, append: bool = False, opener: Optional[Callable[[str, int], int]] = None):
+        """``opener``: as :func:`open`'s (a run folder passes one that refuses links,
+        ``gru4rec.run_folder.no_follow_opener``)."""
         self.path = os.fspath(path)
-        self._handle = open(self.path, "a" if append else "w", encoding="utf-8", buffering=1)
+        self._handle = open(self.path, "a" if append else "w", encoding="utf-8", buffering=1, opener=opener)
 
     def write(self, epoch: int, step: int, lr: float, loss: float, step_time: float) -> None:
         self._handle.write(format_record(epoch, step, lr, loss, step_time))
+
+    def flush(self) -> None:
+        self._handle.flush()
 
     def close(self) -> None:
         self._handle.close()

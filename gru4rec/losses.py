@@ -11,18 +11,21 @@ target's score, ``r_j`` the scores of row ``i`` and ``N`` the number of valid co
 
 - ``cross-entropy``: ``-log softmax(r)_i`` (computed as logsumexp - r_i; the official adds 1e-24 inside the log);
 - ``bpr``: ``mean_j -log sigmoid(r_i - r_j)`` over the ``N`` valid columns, the positive included (a constant
-  log 2 / N), as the official Theano code (``T.mean`` over the score matrix, scaled back to a sum over rows; the TF
-  and PyTorch codes have no BPR);
+  log 2 / N), as the 2018 Theano code (GRU4Rec v2.0, June 2018: ``T.mean`` over the score matrix, scaled back to a
+  sum over rows) and the CIKM 2018 paper; the current Theano code (2020 onwards) sums over the columns instead (the
+  kit's BPR times ``N``), and the TF and PyTorch codes have no BPR;
 - ``top1``: ``(sum_j [sigmoid(r_j - r_i) + sigmoid(r_j^2)] - sigmoid(r_i^2)) / N`` (official: mean over the columns,
   the positive's regulariser removed);
 - ``bpr-max``: ``-log(sum_j s_j sigmoid(r_i - r_j) + 1e-24) + bpreg * sum_j s_j r_j^2`` with ``s`` the softmax over
   the negatives only (the positive excluded, the official ``softmax_neg``);
 - ``top1-max``: ``sum_j s_j (sigmoid(r_j - r_i) + sigmoid(r_j^2))``.
 
-logQ correction (official ``logq``, cross-entropy only: the official codes ignore it for the other losses, and so
-does the trainer): before the final activation, ``logq * log Q(j)`` is subtracted from every column, with ``Q`` the
-support (event count) of the item for in-batch columns (they are drawn by popularity through the data) and the
-support to the power ``sample_alpha`` for the extra samples, unnormalised, exactly as the official code.
+logQ correction (official ``logq``), cross-entropy only, as the official TF and PyTorch codes (their
+``xe_loss_with_softmax``; the other losses ignore it); the current Theano code (2020 onwards) subtracts it before the
+final activation of every loss. The trainer follows TF and PyTorch: before the final activation, ``logq * log Q(j)``
+is subtracted from every column, with ``Q`` the support (event count) of the item for in-batch columns (they are drawn
+by popularity through the data) and the support to the power ``sample_alpha`` for the extra samples, unnormalised,
+exactly as the official code.
 """
 
 from __future__ import annotations

@@ -11,18 +11,23 @@ Per layer an input matrix ``Wx`` (in, 3H) with the blocks [candidate | reset | u
     c    = act(x Wx[c] + b[c] + (r * h) Wh)
     h'   = (1 - z) * h + z * c
 
-- ``reset_after`` (``torch.nn.GRUCell``, the layers of the official PyTorch code; Keras ``reset_after=True``): the
-  reset gate multiplies the recurrent product, and the recurrent part has its own bias ``bh`` (3H,)::
+- ``reset_after`` (the cell of ``torch.nn.GRUCell``, the layers of the official PyTorch code; Keras
+  ``reset_after=True``): the reset gate multiplies the recurrent product, and the recurrent part has its own bias
+  ``bh`` (3H,)::
 
     r, z = sigmoid(x Wx[r, z] + b[r, z] + h Wrz + bh[r, z])
     c    = act(x Wx[c] + b[c] + r * (h Wh + bh[c]))
     h'   = (1 - z) * h + z * c
 
-(Keras' ``GRUCell`` writes ``h' = z h + (1 - z) c``: its update gate is our ``1 - z``.) Both variants draw the same
-initial weights (each gate block of ``Wx``, ``Wrz`` and ``Wh`` uniform in ±sqrt(6 / (fan_in + fan_out)) on its own
-(in, H) shape, biases zero), as the official PyTorch code's compatibility mode does for ``weight_ih`` /
-``weight_hh``. Dropout on a layer's output, with the probability of dropping, is applied before the output becomes
-the carried state, as in the official code.
+Here ``z`` weighs the new candidate. ``torch.nn.GRUCell``, Keras' ``GRUCell`` and TF1's ``GRUCell`` write
+``h' = z h + (1 - z) c`` (TF1: ``u h + (1 - u) c``): their update gate is this module's ``1 - z`` (the same function
+with the gate's weights and bias negated). Both variants draw the same initial weights (each gate block of ``Wx``,
+``Wrz`` and ``Wh`` uniform in ±sqrt(6 / (fan_in + fan_out)) on its own (in, H) shape, biases zero), as the official
+PyTorch code's compatibility mode does for ``weight_ih`` / ``weight_hh``; ``gru_init="tf1"`` draws TF1
+``GRUCell``'s instead (:func:`tf1_gru_init`, the seed's). Dropout on a layer's output, with the probability of
+dropping, is applied before the output becomes the carried state, as in the official codes; with
+``dropout_on_state=False`` (the seed's TF1 ``DropoutWrapper(output_keep_prob=...)``) only the output passed to the
+next layer and to the scores is dropped, and the state carried to the next step is the undropped one.
 
 Embedding modes (as in the official code):
 
@@ -64,6 +69,28 @@ def _dropout(x: tf.Tensor, rate: float, seed: tf.Tensor) -> tf.Tensor:
     return x * tf.where(keep, tf.constant(1.0 / (1.0 - rate), x.dtype), tf.constant(0.0, x.dtype))
 
 
+def tf1_gru_init(rng: np.random.Generator, n_in: int, units: int) -> tuple:
+    """The initial weights of TF1's ``GRUCell`` (the seed's cell) in this module's layout: ``(Wx (in, 3H),
+    Wrz (H, 2H), Wh (H, H), b (3H,))``.
+
+    TF1 builds a gate kernel ``(in + H, 2H)`` over the concatenated ``[input; state]`` and a candidate kernel
+    ``(in + H, H)``, both with the variable scope's default initializer (glorot uniform: ±sqrt(6 / (fan_in +
+    fan_out)) over the whole kernel's shape), the gate bias 1.0 and the candidate bias 0. Its update gate ``u``
+    keeps the old state (``h' = u h + (1 - u) c``): this module's ``z`` is ``1 - u = sigmoid(-(...))``, so the
+    update block holds the negated kernel and bias (-1.0): the same function, and the same distribution of
+    weights (the uniform is symmetric)."""
+    gate_limit = np.sqrt(6.0 / ((n_in + units) + 2 * units))
+    cand_limit = np.sqrt(6.0 / ((n_in + units) + units))
+    gate = rng.uniform(-gate_limit, gate_limit, (n_in + units, 2 * units)).astype(np.float32)  # [r | u]
+    cand = rng.uniform(-cand_limit, cand_limit, (n_in + units, units)).astype(np.float32)
+    gate_r, gate_z = gate[:, :units], -gate[:, units:]
+    wx = np.hstack([cand[:n_in], gate_r[:n_in], gate_z[:n_in]])  # (in, 3H) [candidate | reset | update]
+    wrz = np.hstack([gate_r[n_in:], gate_z[n_in:]])  # (H, 2H)
+    wh = cand[n_in:]  # (H, H)
+    b = np.concatenate([np.zeros(units), np.ones(units), -np.ones(units)]).astype(np.float32)
+    return wx, wrz, wh, b
+
+
 class GRULayer(tf.Module):
     """One GRU layer's weights (see the module docstring for the equations of both variants)."""
 
@@ -71,14 +98,18 @@ class GRULayer(tf.Module):
         super().__init__(name=name)
         self.units = units
         self.variant = config.gru_variant
-        # Each gate block initialised on its own (in, H) shape, as the official "compatibility mode".
-        wx = np.hstack([init_matrix(rng, (n_in, units), config) for _ in range(3)])
-        wrz = np.hstack([init_matrix(rng, (units, units), config) for _ in range(2)])
-        wh = init_matrix(rng, (units, units), config)
+        if config.gru_init == "tf1":
+            wx, wrz, wh, b = tf1_gru_init(rng, n_in, units)
+        else:
+            # Each gate block initialised on its own (in, H) shape, as the official "compatibility mode".
+            wx = np.hstack([init_matrix(rng, (n_in, units), config) for _ in range(3)])
+            wrz = np.hstack([init_matrix(rng, (units, units), config) for _ in range(2)])
+            wh = init_matrix(rng, (units, units), config)
+            b = np.zeros(3 * units, np.float32)
         self.Wx = tf.Variable(wx, name="Wx")  # (in, 3H) [candidate | reset | update]
         self.Wrz = tf.Variable(wrz, name="Wrz")  # (H, 2H) [reset | update]
         self.Wh = tf.Variable(wh, name="Wh")  # (H, H)
-        self.b = tf.Variable(np.zeros(3 * units, np.float32), name="b")  # (3H,) input bias
+        self.b = tf.Variable(b, name="b")  # (3H,) input bias
         if self.variant == "reset_after":
             self.bh = tf.Variable(np.zeros(3 * units, np.float32), name="bh")  # (3H,) recurrent bias
 
@@ -189,7 +220,8 @@ class GRU4RecModel(tf.Module):
         ``seed + [0, i+1]`` and the input rows ``seed``. Dropout as the official TF/PyTorch codes: in the separate
         and shared modes ``dropout_p_embed`` on the input rows and ``dropout_p_hidden`` on every layer's output; in
         mode none (the first layer is the embedding) ``dropout_p_embed`` on the first layer's output and
-        ``dropout_p_hidden`` on the others'. Returns ``(hidden of the last layer (batch, H_last), new_state)``.
+        ``dropout_p_hidden`` on the others'. The new state is the dropped output, or with ``dropout_on_state=False``
+        the undropped one. Returns ``(hidden of the last layer (batch, H_last), new_state)``.
 
         Mixed precision: the stack computes in ``x_rows``' dtype (cast the gathered rows with
         ``gru4rec.precision.PrecisionPolicy.cast``); the float32 weights are cast at use and the state stays
@@ -212,10 +244,11 @@ class GRU4RecModel(tf.Module):
                 vx = tf.nn.bias_add(tf.matmul(x, wx), b)
             h = layer.cell(vx, state[i], self._activation)
             rate = cfg.dropout_p_embed if i == 0 and self.embedding_mode == "none" else cfg.dropout_p_hidden
+            out = h
             if use_dropout and rate > 0:
-                h = _dropout(h, rate, seed + tf.constant([0, i + 1], seed.dtype))
-            new_state.append(h)
-            x = h
+                out = _dropout(h, rate, seed + tf.constant([0, i + 1], seed.dtype))
+            new_state.append(out if cfg.dropout_on_state else h)
+            x = out
         return x, new_state
 
     # ------------------------------------------------------------------ the public contract

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Callable, Optional
@@ -48,6 +49,20 @@ FILES = {
 }
 STATS_FILE = "movielens_stats.json"
 _RECBOLE_FIELDS = {"user_id": SESSION_KEY, "item_id": ITEM_KEY, "timestamp": TIME_KEY}
+INT64_LIMIT = 2**63
+
+
+def _read_table(path: Path, expected: str, **kwargs) -> pd.DataFrame:
+    """``pd.read_csv`` whose tokenizer errors ("C error: Expected 4 fields in line 6, saw 5") name the file and
+    line as :class:`DataFormatError` does."""
+    try:
+        return pd.read_csv(path, **kwargs)
+    except pd.errors.ParserError as error:
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(error))
+        if found:
+            raise DataFormatError(path, int(found.group(2)), None, expected, f"{found.group(3)} fields") from None
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataFormatError(path, None, None, expected, first[:200]) from None
 
 
 def _check_integers(path: PathLike, line_offset: int, column_names: list, frame: pd.DataFrame) -> None:
@@ -59,6 +74,12 @@ def _check_integers(path: PathLike, line_offset: int, column_names: list, frame:
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataFormatError(path, row + line_offset, f"{position + 1} ({name})", "a non-negative integer",
                                   repr(values.iloc[row]))  # fmt: skip
+        long = values.str.len() > 18  # 19+ digits may not fit int64: compared exactly
+        too_big = long & values.map(lambda text: len(text) > 18 and int(text) >= INT64_LIMIT) if long.any() else long
+        if too_big.any():
+            row = int(np.flatnonzero(too_big.to_numpy())[0])
+            raise DataFormatError(path, row + line_offset, f"{position + 1} ({name})",
+                                  "a non-negative integer below 2**63 (int64)", repr(values.iloc[row]))  # fmt: skip
 
 
 def read_ratings(path: PathLike) -> pd.DataFrame:
@@ -66,10 +87,16 @@ def read_ratings(path: PathLike) -> pd.DataFrame:
     ``SessionId`` (the user), ``ItemId`` and ``Time`` (unix seconds), one row per rating, in file order.
     Raises DataFormatError naming the file, line and column of the first field that is not as expected."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(21, "is a folder, expected the ratings file (u.data, ratings.dat or .inter)", str(path))
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (expected MovieLens ratings: u.data, ratings.dat or .inter)")
     with open(path, encoding="utf-8", errors="replace") as handle:
-        first = handle.readline().rstrip("\r\n")
+        first = handle.readline(gio.MAX_LINE_BYTES + 1)  # bounded: a file without newlines is not read whole
+    if len(first) > gio.MAX_LINE_BYTES and not first.endswith("\n"):
+        raise DataFormatError(path, 1, None, f"lines of at most {gio.MAX_LINE_BYTES >> 20} MiB",
+                              f"a longer line (no line break in its first {gio.MAX_LINE_BYTES:,} characters)")
+    first = first.rstrip("\r\n")
     if not first:
         raise DataFormatError(path, 1, None, "MovieLens ratings (u.data, ratings.dat or a RecBole .inter)",
                               "an empty file")  # fmt: skip
@@ -79,7 +106,8 @@ def read_ratings(path: PathLike) -> pd.DataFrame:
         if missing:
             raise DataFormatError(path, 1, None, "a header with user_id:token, item_id:token and timestamp:float",
                                   f"{first!r}, which has no field {', '.join(missing)}")  # fmt: skip
-        raw = pd.read_csv(path, sep="\t", header=0, names=header, dtype=str, keep_default_na=False)
+        raw = _read_table(path, f"{len(header)} TAB-separated fields as in the header", sep="\t", header=0,
+                          names=header, dtype=str, keep_default_na=False)  # fmt: skip
         raw = raw[list(_RECBOLE_FIELDS)]
         line_offset = 2
     else:
@@ -89,8 +117,9 @@ def read_ratings(path: PathLike) -> pd.DataFrame:
         if n_fields != 4:
             raise DataFormatError(path, 1, None, "4 fields (user, item, rating, timestamp) separated by "
                                   f"{'::' if sep == '::' else 'TAB'}", f"{n_fields}: {first!r}")  # fmt: skip
-        raw = pd.read_csv(path, sep=sep, header=None, names=names, dtype=str, engine="python" if sep == "::" else "c",
-                          keep_default_na=False)  # fmt: skip
+        expected = f"4 fields (user, item, rating, timestamp) separated by {'::' if sep == '::' else 'TAB'}"
+        raw = _read_table(path, expected, sep=sep, header=None, names=names, dtype=str,
+                          engine="python" if sep == "::" else "c", keep_default_na=False)  # fmt: skip
         raw = raw[list(_RECBOLE_FIELDS)]
         line_offset = 1
     if raw.isna().any().any():
@@ -130,21 +159,32 @@ def sessionize(events: pd.DataFrame, session_gap: float = 3600.0) -> pd.DataFram
     return events.assign(**{SESSION_KEY: np.cumsum(starts).astype(np.int64)})
 
 
-def split_by_time(events: pd.DataFrame, test_fraction: float = 0.25, min_length: int = 2) -> tuple:
+def split_by_time(events: pd.DataFrame, test_fraction: float = 0.25, min_length: int = 2, what: str = "the sessions",
+                  names: tuple = ("training", "test")) -> tuple:  # fmt: skip
     """``(train, test)``: the last ``test_fraction`` of the sessions by their last rating are the test set; test
-    ratings of items absent from training are dropped, then sessions (of both) with fewer than ``min_length``."""
+    ratings of items absent from training are dropped, then sessions (of both) with fewer than ``min_length``.
+    A split that leaves either side empty is a ValueError naming ``what`` was split, the counts and the fraction."""
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction: expected a number in (0, 1), got {test_fraction!r}")
     last = events.groupby(SESSION_KEY)[TIME_KEY].max().sort_values(kind="stable")
     n_test = max(1, int(round(len(last) * test_fraction)))
     if n_test >= len(last):
-        raise ValueError(f"{len(last)} sessions cannot be split into training and test sessions")
+        raise ValueError(
+            f"test_fraction {test_fraction:g}: holding out {n_test} of the {len(last)} sessions of {what} leaves "
+            f"no {names[0]} session; use a smaller test fraction (or more data)"
+        )
     test_users = last.index[-n_test:]
     is_test = events[SESSION_KEY].isin(test_users).to_numpy()
     train, test = events[~is_test], events[is_test]
     train = train[train.groupby(SESSION_KEY)[ITEM_KEY].transform("size") >= min_length]
     test = test[test[ITEM_KEY].isin(train[ITEM_KEY].unique())]
     test = test[test.groupby(SESSION_KEY)[ITEM_KEY].transform("size") >= min_length]
+    for name, part in zip(names, (train, test)):
+        if len(part) == 0:
+            raise ValueError(
+                f"test_fraction {test_fraction:g}: splitting the {len(last)} sessions of {what} leaves no {name} "
+                f"session of {min_length}+ ratings (of movies rated in training); use another test fraction"
+            )
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
@@ -174,8 +214,9 @@ def prepare(
     ordered = order_events(read_ratings(ratings_path))
     n_users = int(ordered[SESSION_KEY].nunique())
     events = sessionize(ordered, session_gap)
-    train_full, test = split_by_time(events, test_fraction)
-    train_tr, train_valid = split_by_time(train_full, test_fraction)
+    train_full, test = split_by_time(events, test_fraction, what=str(ratings_path))
+    train_tr, train_valid = split_by_time(train_full, test_fraction, what=f"the training split ({FILES['train_full']})",
+                                          names=("train_tr", "validation"))  # fmt: skip
     splits = {"train_full": train_full, "test": test, "train_tr": train_tr, "train_valid": train_valid}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

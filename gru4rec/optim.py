@@ -17,8 +17,10 @@ The official docstring calls this "Nesterov momentum", but all three official im
 
 Adam (TF1 ``AdamOptimizer`` formulas: beta1 0.9, beta2 0.999, eps 1e-8, bias correction from the global step) with
 the seed's schedule ``lr = max(lr_floor, learning_rate * decay ** floor(step / decay_steps))``. For sparse gradients
-it is "lazy": only touched rows' moments decay and update (TF1's Adam decays every row's moments each step, which is
-exactly the dense cost avoided here). The schedule applies to Adagrad too (``decay=1`` leaves it constant).
+it is "lazy" by default (``lazy_adam=True``): only touched rows' moments decay and update. With ``lazy_adam=False``
+it does what TF1's ``AdamOptimizer`` does with a sparse gradient (the seed's): every row's moments decay each step
+(an untouched row has gradient 0) and every row moves by ``lr_t * m / (sqrt(v) + eps)``, the dense cost the lazy
+form avoids. The schedule applies to Adagrad too (``decay=1`` leaves it constant).
 
 ``grad_cap > 0`` rescales all gradients together when their global norm exceeds it (the official Theano rule).
 """
@@ -175,6 +177,7 @@ class Adam(RowSparseOptimizer):
 
     def __init__(self, config: Config, variables: Sequence[tf.Variable], beta1=0.9, beta2=0.999, epsilon=1e-8):
         self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
+        self.lazy = bool(config.lazy_adam)
         super().__init__(config, variables, name="adam")
 
     def hyperparameters(self, steps: tf.Tensor) -> tf.Tensor:
@@ -204,6 +207,10 @@ class Adam(RowSparseOptimizer):
         )
 
     def _apply_rows(self, var, slots, indices, grad, rows, lr):
+        if not self.lazy:  # TF1: the sparse gradient is a dense one with zero rows
+            dense = tf.scatter_nd(indices[:, tf.newaxis], grad, tf.shape(var, out_type=indices.dtype))
+            self._apply_dense(var, slots, dense, lr)
+            return
         m, v = slots["m"], slots["v"]
         m_rows = self.beta1 * tf.gather(m, indices) + (1.0 - self.beta1) * grad
         v_rows = self.beta2 * tf.gather(v, indices) + (1.0 - self.beta2) * tf.square(grad)

@@ -26,7 +26,11 @@ Behaviour at the edges (documented here once, tested in ``tests/test_recommend.p
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
+import shutil
+import tempfile
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -331,13 +335,83 @@ def export_saved_model(run_dir: PathLike, out_dir: PathLike, epoch: Optional[int
     return save_serving_model(run.model, run.item_map, out_dir, k=k)
 
 
+SAVED_MODEL_ENTRIES = ("saved_model.pb", "saved_model.pbtxt", "variables", "assets", "fingerprint.pb")
+
+
 def save_serving_model(model, item_map: ItemMap, out_dir: PathLike, k: int = 20) -> str:
-    """:func:`export_saved_model` for a model and item map in memory."""
+    """:func:`export_saved_model` for a model and item map in memory.
+
+    The SavedModel is written into a temporary sibling folder (``.NAME.export-*``) and swapped in only when complete
+    (an atomic exchange where the file system offers one, else two renames), so a failed export (a full disk, a kill)
+    leaves the previous export whole, never a folder mixing two models. ``out_dir`` may be new, empty or a previous
+    export; a folder holding anything else, a file or a symbolic link is refused (nothing the export did not write is
+    replaced, nothing is written through a link). A kill during the write can leave the hidden temporary folder."""
+    out = os.path.normpath(os.fspath(out_dir))
+    if os.path.islink(out):
+        raise ValueError(f"{out}: is a symbolic link; an export replaces the folder it is given, never writing "
+                         "through a link: give the folder the link points to, or a new path")  # fmt: skip
+    if os.path.exists(out):
+        if not os.path.isdir(out):
+            raise NotADirectoryError(f"{out}: is a file, expected a folder for the SavedModel")
+        foreign = sorted(name for name in os.listdir(out) if name not in SAVED_MODEL_ENTRIES)
+        if foreign:
+            raise ValueError(
+                f"{out}: holds {', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}, not part of a "
+                "SavedModel; an export replaces the whole folder: give a new or empty folder, or a previous export"
+            )
     module = _Serving(model, item_map, k)
-    out_dir = os.fspath(out_dir)
-    tf.saved_model.save(
-        module,
-        out_dir,
-        signatures={"serving_default": module.serve, "initial_state": module.initial_state},
-    )
-    return out_dir
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(out)}.export-")
+    try:
+        tf.saved_model.save(
+            module,
+            staging,
+            signatures={"serving_default": module.serve, "initial_state": module.initial_state},
+        )
+        _swap_in(staging, out)
+    finally:  # after the swap, the staging path holds the previous export (or nothing)
+        shutil.rmtree(staging, ignore_errors=True)
+    return os.fspath(out_dir)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where the C library, the kernel or
+    the file system does not offer it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), b)
+
+
+def _swap_in(new: str, target: str) -> None:
+    """Put the folder ``new`` at ``target``; a previous ``target`` ends up at ``new`` (for the caller to remove)."""
+    if not os.path.exists(target):
+        os.rename(new, target)
+        return
+    if _exchange(new, target):
+        return
+    # without an atomic exchange: the previous folder moves into the staging folder's place, then the new one in;
+    # if the second rename fails the previous folder is put back
+    aside = tempfile.mkdtemp(dir=os.path.dirname(new), prefix=os.path.basename(new) + ".old-")
+    os.rmdir(aside)
+    os.rename(target, aside)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        os.rename(aside, target)
+        raise
+    os.rename(aside, new)

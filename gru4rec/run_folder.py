@@ -8,7 +8,23 @@ seed's format), ``train.jsonl``, ``tensorboard/`` and, after a test, ``metrics.j
   ``fcntl.flock`` on a file naming the holder's pid and host). A lock left by a killed process is stale: the kernel
   drops the flock with its holder, and where flock is not supported the recorded pid is checked instead.
 - **Nothing the kit did not write is removed.** Replacing a run moves the kit's files (:data:`RUN_FILES`) into
-  ``replaced-<UTC time>/`` inside the folder; nothing is deleted.
+  ``replaced-<UTC time>/`` inside the folder; nothing is deleted. A new run refuses a folder that holds any of
+  those names without ``config.json`` (files of someone else, or a run moved aside half-way): it would truncate or
+  reuse them. Everything (configuration, device, distribution) is checked before anything is moved.
+- **No write through a link, no output over a run's files.** The kit's files in the folder (:data:`RUN_FILES`,
+  ``.lock`` and the entries of ``checkpoints/`` and ``tensorboard/``) must not be symbolic links: the lock and the
+  logs are opened with ``O_NOFOLLOW`` (and must be regular files with one name), the rest is checked before a run
+  starts. An output path of another command (``--json``, an export's ``--out``) that resolves to a run folder, to
+  one of its own entries or into one is refused (:func:`refuse_run_output`).
+- **Files are checked against config.json.** ``items.tsv`` and ``item_support.npy`` must match the fingerprint in
+  ``config.json`` (item ids, item counts) wherever they are read (:meth:`RunFolder.read_item_map`,
+  :meth:`RunFolder.read_support`).
+- **Epoch records before the checkpoint.** ``train.jsonl``'s epoch record and TensorBoard's epoch scalars are written
+  (and flushed) before the checkpoint that marks the epoch done, so a kill between the two loses no record: the
+  resume cuts the record of an epoch whose checkpoint is missing and trains that epoch again.
+- **config.json describes the checkpoints.** A resume rewrites it only once it has trained an epoch (with this
+  call's ``n_epochs``, device and versions); a resume with nothing left to train (``--n_epochs`` at or below the
+  epochs done) leaves it as it was, ``n_epochs`` and ``device.ran_on`` included.
 - **Resume checks what it resumes.** The checkpoints are found from the files (``epoch-N.index`` with its data), not
   from ``checkpoints/checkpoint``; the configuration (except ``n_epochs``, ``device``) and the training data's
   fingerprint (item map, item counts, events) must match the run's, else the error names what differs.
@@ -21,12 +37,14 @@ seed's format), ``train.jsonl``, ``tensorboard/`` and, after a test, ``metrics.j
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
 import os
 import re
 import socket
+import stat
 import time
 import warnings
 from dataclasses import dataclass
@@ -44,10 +62,93 @@ RUN_FILES = (
 LOCK_NAME = ".lock"
 REPLACED_PREFIX = "replaced-"
 CONFIG_IGNORED_ON_RESUME = ("n_epochs", "device")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class RunFolderError(ValueError):
     """A run folder cannot be used as asked; the message names the folder or file and what was expected."""
+
+
+# ----------------------------------------------------------------------------------------------- links
+def _link_error(path) -> RunFolderError:
+    return RunFolderError(
+        f"{path}: is a symbolic link; the kit never writes a run's files through a link (it could overwrite the "
+        "file it points to): remove the link or use another folder"
+    )
+
+
+def refuse_link(path) -> None:
+    """:class:`RunFolderError` naming ``path`` when it is a symbolic link (a dangling one included)."""
+    if os.path.islink(path):
+        raise _link_error(path)
+
+
+def _check_own_file(fd: int, path) -> None:
+    """A file of the run opened for writing must be a regular file with one name (not a FIFO, device or hard link
+    to a file elsewhere)."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise RunFolderError(f"{path}: is not a regular file; remove it or use another folder")
+    if info.st_nlink > 1:
+        raise RunFolderError(
+            f"{path}: has {info.st_nlink} names (a hard link); the kit never writes a run's files shared with "
+            "another path: remove it or use another folder"
+        )
+
+
+def no_follow_opener(path, flags: int) -> int:
+    """An ``opener`` for :func:`open` that refuses symbolic links (``O_NOFOLLOW``), FIFOs, devices and hard-linked
+    files with a :class:`RunFolderError` naming the file; ``O_TRUNC`` applies only after those checks."""
+    truncate = bool(flags & os.O_TRUNC)
+    flags = (flags & ~os.O_TRUNC) | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise _link_error(path) from None
+        if error.errno == errno.ENXIO:  # a FIFO or socket (O_NONBLOCK keeps the open from waiting on it)
+            raise RunFolderError(f"{path}: is not a regular file; remove it or use another folder") from None
+        raise
+    try:
+        _check_own_file(fd, path)
+        os.set_blocking(fd, True)
+        if truncate:
+            os.ftruncate(fd, 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_run_log(path, append: bool):
+    """A log file of the run (``train.jsonl``), line-buffered text, opened never through a link."""
+    return open(path, "a" if append else "w", encoding="utf-8", buffering=1, opener=no_follow_opener)
+
+
+OWN_ENTRIES = (*RUN_FILES, LOCK_NAME)
+
+
+def refuse_run_output(path, option: str) -> None:
+    """:class:`RunFolderError` when an output path (``--json FILE``, an export's ``--out DIR``) resolves to a run
+    folder itself, to one of a run's own entries (``config.json``, ``items.tsv``, ``checkpoints/``, ``.lock``, a
+    ``replaced-*`` folder, ...) or into one of them. A run folder is any folder holding a ``config.json`` file;
+    symbolic links are resolved first, so a link cannot smuggle the path in."""
+    resolved = Path(os.path.realpath(os.fspath(path)))
+    for folder in (resolved, *resolved.parents):
+        if not (folder / "config.json").is_file():
+            continue
+        parts = resolved.relative_to(folder).parts
+        if not parts:
+            raise RunFolderError(
+                f"{option} {path}: is the run folder {folder} itself; write the output to a new path, e.g. "
+                f"{folder / 'export'}"
+            )
+        if parts[0] in OWN_ENTRIES or parts[0].startswith(REPLACED_PREFIX):
+            where = "is" if len(parts) == 1 else "lies in"
+            raise RunFolderError(
+                f"{option} {path}: {where} the run {folder}'s own {parts[0]}; the run's files are never "
+                f"overwritten by an output: write it elsewhere, e.g. {folder / 'evaluation.json'}"
+            )
 
 
 # ----------------------------------------------------------------------------------------------- fingerprint
@@ -128,8 +229,14 @@ class RunLock:
         import fcntl
 
         for _ in range(10):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:  # never through a link: the lock file records pid and host, which would overwrite its target
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+            except OSError as error:
+                if error.errno == errno.ELOOP:
+                    raise _link_error(self.path) from None
+                raise
             try:
+                _check_own_file(fd, self.path)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
@@ -233,7 +340,7 @@ class RunFolder:
     def set_aside(self) -> Optional[Path]:
         """Move the kit's files of the run in this folder into ``replaced-<UTC time>/`` (call under the lock);
         returns that folder, or None when there was nothing to move. Nothing else in the folder is touched."""
-        present = [name for name in RUN_FILES if (self.path / name).exists()]
+        present = self.run_files_present()
         if not present:
             return None
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -279,6 +386,7 @@ class RunFolder:
             raise RunFolderError(f"{self.config_path}: {error}") from None
 
     def write_meta(self, meta: dict) -> None:
+        refuse_link(self.config_path)
         with atomic_write(self.config_path) as handle:
             handle.write(json.dumps(meta, indent=2) + "\n")
 
@@ -298,20 +406,100 @@ class RunFolder:
                     f"{self.path}: --resume with other training data than the run's: " + "; ".join(diffs)
                     + "; resume with the same training file, or train into a new folder"
                 )
+        if os.path.lexists(self.items_path):  # the run's other files must still be the run's (a missing one is
+            self.read_item_map(meta)  # written again from the training data, which matches the fingerprint)
+        self.read_support(meta)
 
-    def prepare(self, config, data, resume: bool, replace: bool = False) -> Optional[Path]:
-        """Check the folder for a training call (under the lock): resume needs the same config and data; a new
-        run needs a folder without one, unless ``replace`` (the old run is set aside; its new place is returned)."""
-        if not self.holds_run():
+    def run_files_present(self) -> list:
+        """The names of :data:`RUN_FILES` present in the folder (links included), in :data:`RUN_FILES` order."""
+        return [name for name in RUN_FILES if os.path.lexists(self.path / name)]
+
+    def check_links(self) -> None:
+        """:class:`RunFolderError` when one of the run's own entries (:data:`RUN_FILES`, the entries of
+        ``checkpoints/`` and ``tensorboard/``) is a symbolic link, or of the wrong kind (a FIFO where a file is
+        expected, a file where a folder is): the kit reads and writes them (call under the lock)."""
+        for name in RUN_FILES:
+            path = self.path / name
+            refuse_link(path)
+            folder = name in ("checkpoints", "tensorboard")
+            if path.exists() and not (path.is_dir() if folder else path.is_file()):
+                raise RunFolderError(f"{path}: expected {'a folder' if folder else 'a regular file'}; remove it or "
+                                     "use another folder")  # fmt: skip
+        for folder in (self.checkpoints_dir, self.tensorboard_dir):
+            if folder.is_dir():
+                for entry in sorted(folder.iterdir()):
+                    refuse_link(entry)
+
+    def check_training(self, config, data, resume: bool, replace: bool = False) -> None:
+        """Check the folder for a training call (under the lock) without changing anything: no link among the
+        run's entries; a resume needs the same config and data; a new run needs a folder without a run's files,
+        unless ``replace`` (then :meth:`set_aside` moves them; :func:`gru4rec.train.train` opens the device first).
+        """
+        self.check_links()
+        if self.holds_run():
+            if resume:
+                self.check_resume(config, data)
+            elif not replace:
+                raise RunFolderError(
+                    f"{self.path} already holds a run (config.json); use resume=True (--resume) or another folder"
+                )
+            return
+        present = self.run_files_present()
+        if present and not replace:
+            raise RunFolderError(
+                f"{self.path}: holds {', '.join(present)} but no config.json (files the kit did not write, or a "
+                "run moved aside half-way); a run would overwrite or reuse them: move them away or use another "
+                "folder"
+            )
+
+    # ------------------------------------------------------------------ files checked against config.json
+    def read_item_map(self, meta: Optional[dict] = None):
+        """``items.tsv`` as an ``ItemMap``, checked against ``config.json`` (``n_items`` and, when recorded, the
+        item ids' hash ``data.item_ids_sha256``); :class:`RunFolderError` naming the file otherwise."""
+        from gru4rec.session_data import ItemMap
+
+        meta = self.read_meta() if meta is None else meta
+        if not self.items_path.exists():
+            raise FileNotFoundError(f"{self.items_path}: no such file (the run's item map)")
+        item_map = ItemMap.load(self.items_path)
+        n_items = int(meta["n_items"])
+        if item_map.n_items != n_items:
+            raise RunFolderError(
+                f"{self.items_path}: holds {item_map.n_items} items, but {self.config_path} says n_items={n_items}"
+            )
+        expected = (meta.get("data") or {}).get("item_ids_sha256")
+        if expected is not None and _sha256(np.asarray(item_map.ids, np.int64)) != expected:
+            raise RunFolderError(
+                f"{self.items_path}: its item ids (or their order) differ from the run's ({self.config_path}: "
+                "data.item_ids_sha256); the file was changed or belongs to another run: the model's rows would "
+                "map to the wrong items"
+            )
+        return item_map
+
+    def read_support(self, meta: Optional[dict] = None) -> Optional[np.ndarray]:
+        """``item_support.npy`` (training events per item index, ``(n_items,)``) checked against ``config.json``
+        (its length and, when recorded, ``data.item_counts_sha256``); None when the file is missing."""
+        meta = self.read_meta() if meta is None else meta
+        path = self.support_path
+        if not os.path.exists(path):
             return None
-        if resume:
-            self.check_resume(config, data)
-            return None
-        if replace:
-            return self.set_aside()
-        raise RunFolderError(
-            f"{self.path} already holds a run (config.json); use resume=True (--resume) or another folder"
-        )
+        try:
+            support = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise RunFolderError(f"{path}: cannot be read ({error})") from None
+        n_items = int(meta["n_items"])
+        if support.shape != (n_items,) or not np.issubdtype(support.dtype, np.number):
+            raise RunFolderError(
+                f"{path}: expected {n_items} numbers (one per item, {self.config_path} n_items), found an array "
+                f"of shape {support.shape} and type {support.dtype}"
+            )
+        expected = (meta.get("data") or {}).get("item_counts_sha256")
+        if expected is not None and _sha256(np.asarray(support, np.int64)) != expected:
+            raise RunFolderError(
+                f"{path}: the item counts differ from the run's ({self.config_path}: data.item_counts_sha256); the "
+                "file was changed or belongs to another run"
+            )
+        return support
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_epochs(self) -> list:

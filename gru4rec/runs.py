@@ -35,19 +35,13 @@ def checkpoint_epochs(run_dir) -> list:
 
 def load_run(run_dir, epoch: Optional[int] = None) -> LoadedRun:
     """The model of ``run_dir`` after ``epoch`` epochs (default: the latest checkpoint). A broken folder (config.json
-    not an object, items.tsv not matching ``n_items``, a corrupt checkpoint or one of other shapes) raises
-    :class:`gru4rec.run_folder.RunFolderError` naming the file."""
+    not an object, items.tsv or item_support.npy not matching config.json, a corrupt checkpoint or one of other
+    shapes) raises :class:`gru4rec.run_folder.RunFolderError` naming the file."""
     folder = RunFolder(run_dir)
     meta = folder.read_meta()
     config = folder.read_config(meta)
-    if not folder.items_path.exists():
-        raise FileNotFoundError(f"{folder.items_path}: no such file (the run's item map)")
-    item_map = ItemMap.load(folder.items_path)
+    item_map = folder.read_item_map(meta)  # checked against config.json (n_items, item ids)
     n_items = int(meta["n_items"])
-    if item_map.n_items != n_items:
-        raise RunFolderError(
-            f"{folder.items_path}: holds {item_map.n_items} items, but {folder.config_path} says n_items={n_items}"
-        )
     epochs = folder.checkpoint_epochs()
     if not epochs:
         raise FileNotFoundError(f"{folder.checkpoints_dir} holds no checkpoint (was the first epoch finished?)")
@@ -63,10 +57,5 @@ def load_run(run_dir, epoch: Optional[int] = None) -> LoadedRun:
     # With weight averaging the run's model is the average (gru4rec.averaging), saved as the checkpoint's ``average``.
     target = average_restore_target(model) if config.weight_averaging > 0 else tf.train.Checkpoint(model=model)
     folder.restore(target, folder.checkpoint_prefix(epoch), partial=True)
-    support = None
-    if folder.support_path.exists():
-        try:
-            support = np.load(folder.support_path)
-        except (OSError, ValueError) as error:
-            raise RunFolderError(f"{folder.support_path}: cannot be read ({error})") from None
+    support = folder.read_support(meta)  # checked against config.json (length, item counts); None when missing
     return LoadedRun(config, item_map, model, int(epoch), folder.path, meta, support)

@@ -134,7 +134,8 @@ def check_training_data(data: SessionData, config: Config) -> None:
 
 def plan_epoch(data: SessionData, config: Config, epoch: int, chunk: int) -> EpochPlan:
     """Session-parallel batches of one epoch (``gru4rec.batching``), adjusted for training (module docstring)."""
-    eb = epoch_batches(data, config.batch_size, shuffle=config.shuffle, seed=config.seed + epoch)
+    eb = epoch_batches(data, config.batch_size, shuffle=config.shuffle, seed=config.seed + epoch,
+                       order=config.session_order, end=config.epoch_end)  # fmt: skip
     inputs, targets, resets, valid = eb.inputs, eb.targets, eb.resets, eb.valid
     n_valid = valid.sum(axis=1)
     n_steps = len(n_valid)
@@ -218,7 +219,7 @@ class Trainer:
             item_counts, config.n_sample, config.sample_alpha, config.seed, store, min_rows=self.chunk
         )
         self.progress = Progress()
-        self.logq_table = None  # (n_items,) logq * log(support); cross-entropy only, as the official codes
+        self.logq_table = None  # (n_items,) logq * log(support); cross-entropy only, as the official TF/PyTorch codes
         if config.logq > 0 and config.loss == "cross-entropy":
             counts = np.maximum(np.asarray(item_counts, np.float64), 1.0)
             self.logq_table = tf.constant((config.logq * np.log(counts)).astype(np.float32))
@@ -597,35 +598,52 @@ def train(
     is cut short and still checkpointed.
 
     The run folder (``gru4rec.run_folder``) is locked for the whole call (another writer gets a
-    ``RunFolderError``); ``replace=True`` moves an existing run aside into ``replaced-<time>/`` instead of refusing.
-    A resume finds the checkpoints from their files, refuses other training data (``config.json`` holds its
-    fingerprint) and cuts the logs back to the checkpointed step.
+    ``RunFolderError``); ``replace=True`` moves an existing run aside into ``replaced-<time>/`` instead of refusing,
+    once the folder, the device and the distribution have been checked. A new run refuses a folder holding a run's
+    files without ``config.json``, and any of the run's entries that is a symbolic link. A resume finds the
+    checkpoints from their files, refuses other training data (``config.json`` holds its fingerprint) or an
+    ``items.tsv`` / ``item_support.npy`` that no longer match it, and cuts the logs back to the checkpointed step.
+    Each epoch's records (``train.jsonl``, TensorBoard) are written before its checkpoint; a resume rewrites
+    ``config.json`` only once it has trained an epoch (``gru4rec.run_folder``).
     """
     single_threaded = single_threaded_ops_on_cpu(config)
     run_dir = Path(out_dir)
     check_training_data(train_data, config)
     if valid_data is not None and valid_data.n_items != train_data.n_items:
         raise ValueError("valid_data must use the training item map (SessionData.from_frame(df, item_map=...))")
+    if valid_data is not None and valid_data.n_pairs == 0:
+        raise ValueError("valid_data: no (item, next item) pair of items in the training data to validate on")
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps must be >= 1; got {max_steps}")
     cbs = [cb if isinstance(cb, Callback) else _FunctionCallback(cb) for cb in callbacks]
     folder = _run_folder.RunFolder(run_dir)
     with folder.locked():
-        replaced = folder.prepare(config, train_data, resume=resume, replace=replace)
-        if replaced is not None:
-            print(f"moved the previous run in {run_dir} to {replaced}", file=sys.stderr)
-        return _train_locked(config, train_data, folder, valid_data, resume, cbs, progress, max_steps,
-                             single_threaded)  # fmt: skip
+        # Everything is checked before the folder is touched: the folder (links, a resume's config and data, a
+        # run's files), then the device and the distribution (an absent NPU or a multi-worker set-up without its
+        # peers fails here); only then is a replaced run moved aside.
+        folder.check_training(config, train_data, resume=resume, replace=replace)
+        choice, policy, strategy = _open_device(config)
+        if replace and not (resume and folder.holds_run()):
+            replaced = folder.set_aside()
+            if replaced is not None:
+                print(f"moved the previous run in {run_dir} to {replaced}", file=sys.stderr)
+        from gru4rec.devices import device_scope, environment_report
+
+        # On one device ops go to the chosen device; under a strategy, the strategy places them on its replicas.
+        scope = device_scope(choice) if strategy is None else contextlib.nullcontext()
+        with scope:
+            return _train_on_device(
+                config, train_data, run_dir, valid_data, resume, cbs, progress, choice, policy, single_threaded,
+                environment_report(choice), max_steps, strategy,
+            )  # fmt: skip
 
 
-def _train_locked(config, train_data, folder, valid_data, resume, cbs, progress, max_steps,
-                  single_threaded) -> TrainResult:  # fmt: skip
-    """:func:`train` once the run folder is locked and checked."""
-    from gru4rec.devices import device_scope, environment_report, resolve_device
+def _open_device(config: Config) -> tuple:
+    """The device (``gru4rec.devices.DeviceChoice``), its precision policy and the ``tf.distribute`` strategy (None
+    without one) of ``config``; raises before any model is built (the NPU adapter's options apply only then)."""
+    from gru4rec.devices import resolve_device
     from gru4rec.precision import npu_precision_mode
 
-    run_dir = folder.path
-    # The device opens before any model is built (the NPU adapter's options apply only then).
     choice = resolve_device(
         config.device,
         precision_mode=npu_precision_mode(config.precision),
@@ -635,13 +653,7 @@ def _train_locked(config, train_data, folder, valid_data, resume, cbs, progress,
     strategy = None
     if config.distribute != "none":  # before other TF work: MultiWorkerMirroredStrategy configures collectives
         strategy = make_strategy(config.distribute)
-    # On one device ops go to the chosen device; under a strategy, the strategy places them on its replicas.
-    scope = device_scope(choice) if strategy is None else contextlib.nullcontext()
-    with scope:
-        return _train_on_device(
-            config, train_data, run_dir, valid_data, resume, cbs, progress, choice, policy, single_threaded,
-            environment_report(choice), max_steps, strategy,
-        )  # fmt: skip
+    return choice, policy, strategy
 
 
 def _make_trainer(config: Config, train_data: SessionData, policy: PrecisionPolicy, strategy) -> Trainer:
@@ -686,15 +698,26 @@ def _train_on_device(config, train_data, run_dir, valid_data, resume, cbs, progr
         "precision": policy.as_dict(),
         "distribute": trainer.distribute_info(),
     }
-    folder.write_meta(meta)
-    if not folder.items_path.exists():
+    # A resume from a checkpoint rewrites config.json only once it has trained an epoch (module docstring of
+    # gru4rec.run_folder): one with nothing left to train keeps the run's n_epochs and device.ran_on.
+    meta_pending = resumed_from > 0
+    if not meta_pending:
+        folder.write_meta(meta)
+    # items.tsv and item_support.npy: a new run writes its own (check_training refused a folder holding stale
+    # ones); a resume checked the existing ones against config.json and writes only those missing.
+    if not (resume and folder.items_path.exists()):
         train_data.item_map.save(folder.items_path)
+    if not (resume and folder.support_path.exists()):
         with atomic_write(folder.support_path, "wb") as handle:
             np.save(handle, item_support)
 
     append = resumed_from > 0
-    log = LogWriter(folder.log_path, append=append)
-    jsonl = open(folder.jsonl_path, "a" if append else "w", encoding="utf-8", buffering=1)
+    log = LogWriter(folder.log_path, append=append, opener=_run_folder.no_follow_opener)
+    try:
+        jsonl = _run_folder.open_run_log(folder.jsonl_path, append=append)
+    except BaseException:
+        log.close()
+        raise
     writer = tf.summary.create_file_writer(str(folder.tensorboard_dir))
     history: list = []
     epoch_losses: list = []
@@ -707,12 +730,10 @@ def _train_on_device(config, train_data, run_dir, valid_data, resume, cbs, progr
         tqdm = None
 
     def emit(record: dict) -> None:
+        """A step's record: train.jsonl, then the callbacks."""
         jsonl.write(_run_folder.jsonl_line(record))
         for cb in cbs:
-            if record["kind"] == "log":
-                cb.on_log(record)
-            else:
-                cb.on_epoch_end(record)
+            cb.on_log(record)
 
     try:
         for epoch in range(resumed_from, config.n_epochs):
@@ -762,7 +783,6 @@ def _train_on_device(config, train_data, run_dir, valid_data, resume, cbs, progr
                 raise TrainingError(f"loss is NaN at step {step} (epoch {epoch}); training stopped; {where}")
             trainer.progress.batch_step.assign_add(out["n_steps"])
             trainer.progress.epoch.assign(epoch + 1)
-            manager.save(checkpoint_number=epoch + 1)
             train_seconds += out["seconds"]
             train_events += out["n_events"]
             epoch_losses.append(out["loss"])
@@ -770,24 +790,33 @@ def _train_on_device(config, train_data, run_dir, valid_data, resume, cbs, progr
                 "kind": "epoch", "epoch": epoch, "epochs_done": epoch + 1, "loss": out["loss"],
                 "steps": out["n_steps"], "events": out["n_events"], "seconds": out["seconds"],
                 "events_per_s": out["n_events"] / out["seconds"], "ms_per_step": 1000 * out["seconds"] / out["n_steps"],
-                "checkpoint": manager.latest_checkpoint,
+                "checkpoint": folder.checkpoint_prefix(epoch + 1),
             }  # fmt: skip
             if valid_data is not None:
                 valid = _evaluate_valid(trainer.inference_model, valid_data, item_support)
                 if valid is not None:
                     record["valid_recall@20"] = valid["recall@20"]
                     record["valid_mrr@20"] = valid["mrr@20"]
+            # The epoch's records go out BEFORE the checkpoint that marks the epoch done: a kill between the two
+            # leaves records that the resume cuts (the epoch is trained again), never a checkpoint without them.
             with writer.as_default():
                 write_scalar("epoch/loss", out["loss"], epoch + 1)
                 write_scalar("epoch/events_per_s", record["events_per_s"], epoch + 1)
                 for key in ("valid_recall@20", "valid_mrr@20"):
                     if key in record:
                         write_scalar(f"epoch/{key}", record[key], epoch + 1)
-            history.append(record)
-            emit(record)
-            if meta["device"]["ran_on"] is None and device:
-                meta["device"]["ran_on"] = device
+            writer.flush()
+            jsonl.write(_run_folder.jsonl_line(record))
+            jsonl.flush()
+            log.flush()
+            if meta_pending or (device and meta["device"]["ran_on"] != device):
+                meta["device"]["ran_on"] = device or None
                 folder.write_meta(meta)
+                meta_pending = False
+            manager.save(checkpoint_number=epoch + 1)
+            history.append(record)
+            for cb in cbs:
+                cb.on_epoch_end(record)
     finally:
         log.close()
         jsonl.close()

@@ -9,7 +9,10 @@ JSON object a line with ``name`` (a :class:`gru4rec.config.Config` field), ``dty
 ``paropt.py`` starts one ``run.py`` per trial) and reports the validation metric after every epoch, so that the
 pruner can stop hopeless trials after an epoch. The sampler is a seeded TPE. The study lives in SQLite
 (``DIR/study.db``): a killed search resumes where it stopped, the interrupted trial rerun with the same parameters,
-and ``n_trials`` counts the finished trials of the whole study, not of this call. The best parameters are written
+and ``n_trials`` counts the finished trials of the whole study, not of this call. A resume is refused when the fixed
+settings, the space, the metric or the fingerprints of the training or validation data differ from the study's (the
+error names what differs), and one search at a time holds the folder (``DIR/.lock``, ``run_folder.RunLock``).
+Every value of a categorical parameter is checked before trial 0. The best parameters are written
 (atomically) as ``DIR/best_params.json``, a JSON object of Config overrides that ``gru4rec train --params`` reads.
 """
 
@@ -138,13 +141,23 @@ def read_space(path: Union[str, Path]) -> list:
 
 
 def check_space(space: Sequence[Parameter], base: Config) -> None:
-    """Raise SpaceError when the corners of ``space`` (its lowest and highest values) do not give a valid Config."""
+    """Raise SpaceError when the corners of ``space`` (its lowest and highest values) do not give a valid Config, or
+    when any value of a categorical parameter does not (each tried at both corners of the others): before trial 0,
+    naming the parameter and the value."""
     for corner in (0, -1):
         values = {p.name: (p.values[corner] if p.dtype != "categorical" else p.values[0]) for p in space}
         try:
             base.with_overrides(**values)
         except ValueError as error:
             raise SpaceError(f"the space's {'lowest' if corner == 0 else 'highest'} values {values}: {error}") from None
+        for p in space:
+            if p.dtype != "categorical":
+                continue
+            for value in p.values:
+                try:
+                    base.with_overrides(**{**values, p.name: value})
+                except ValueError as error:
+                    raise SpaceError(f"the space's value {p.name}={value!r} (categorical): {error}") from None
 
 
 def check_metric(metric: str) -> str:
@@ -165,7 +178,9 @@ def load_study(out_dir: Union[str, Path], seed: int = 42, n_startup_trials: int 
     import optuna
 
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar and the summary say what happened
+    # the progress bar and the summary say what happened; a failing trial is reported by the caller as one line, so
+    # Optuna's own report of it (a warning with the traceback) is not shown
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     return optuna.create_study(
         study_name=STUDY_NAME,
         storage=study_storage(out_dir),
@@ -196,20 +211,36 @@ def requeue_interrupted(study) -> int:
     return len(stale)
 
 
-def check_same_study(study, base: Config, space: Sequence[Parameter], metric: str) -> None:
-    """Record the fixed settings, the space and the metric in a new study; on a resumed one, raise ValueError when
-    they differ from the recorded ones (trials of two different searches must not mix)."""
+def check_same_study(
+    study, base: Config, space: Sequence[Parameter], metric: str, train_data: Optional[SessionData] = None,
+    valid_data: Optional[SessionData] = None,
+) -> None:  # fmt: skip
+    """Record what decides a trial's score (the fixed settings, the space, the metric, the fingerprints of the
+    training and validation data) in a new study; on a resumed one, raise ValueError naming what differs from the
+    recorded values (trials of two different searches, or scored on other splits, must not mix)."""
+    from gru4rec.run_folder import data_fingerprint, fingerprint_differences
+
     current = {"base_config": base.to_dict(), "space": [dataclasses.asdict(p) for p in space], "metric": metric}
+    if train_data is not None:
+        current["train_data"] = data_fingerprint(train_data)
+    if valid_data is not None:
+        current["valid_data"] = data_fingerprint(valid_data)
     current = json.loads(json.dumps(current))  # tuples as lists, as stored
     recorded = study.user_attrs
     differs = [key for key, value in current.items() if key in recorded and recorded[key] != value]
+
+    def describe(key: str) -> str:
+        if key == "base_config":
+            was = recorded[key]
+            return f"{key}: " + ", ".join(f"{name}={was.get(name)!r} (study) != {value!r} (now)"
+                                          for name, value in current[key].items() if was.get(name) != value)
+        if key in ("train_data", "valid_data"):
+            words = "training data (--train)" if key == "train_data" else "validation data (--valid)"
+            return f"{words}: " + ", ".join(fingerprint_differences(recorded[key], current[key]) or ["differs"])
+        return f"{key}: {recorded[key]!r} (study) != {current[key]!r} (now)"
+
     if differs:
-        details = "; ".join(
-            f"{key}: " + (", ".join(f"{name}={recorded[key][name]!r} (study) != {value!r} (now)"
-                                    for name, value in current[key].items() if recorded[key].get(name) != value)
-                          if key == "base_config" else f"{recorded[key]!r} (study) != {current[key]!r} (now)")
-            for key in differs
-        )  # fmt: skip
+        details = "; ".join(describe(key) for key in differs)
         raise ValueError(f"the study in this folder was made with other settings ({details}); use another --out")
     for key, value in current.items():
         if key not in recorded:
@@ -305,9 +336,23 @@ def tune(
     check_space(space, base)
     if valid_data.n_items != train_data.n_items:
         raise ValueError("valid_data must use the training item map (SessionData.from_frame(df, item_map=...))")
+    if valid_data.n_pairs == 0:
+        raise ValueError("valid_data: no (item, next item) pair of known items to score the trials on")
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from gru4rec.run_folder import RunLock
+
+    with RunLock(out_dir):  # one search per folder: a second one gets an error naming the holder
+        return _tune_locked(train_data, valid_data, space, out_dir, base, n_trials, metric, seed, n_startup_trials,
+                            progress)  # fmt: skip
+
+
+def _tune_locked(train_data: SessionData, valid_data: SessionData, space: Sequence[Parameter], out_dir: Path,
+                 base: Config, n_trials: int, metric: str, seed: int, n_startup_trials: int,
+                 progress: bool) -> TuneResult:  # fmt: skip
+    """:func:`tune` once its folder is locked."""
     study = load_study(out_dir, seed=seed, n_startup_trials=n_startup_trials)
-    check_same_study(study, base, space, metric)
+    check_same_study(study, base, space, metric, train_data, valid_data)
     requeue_interrupted(study)
     done_before = len(finished_trials(study))
     left = max(n_trials - done_before, 0)
@@ -351,6 +396,9 @@ def read_params(path: Union[str, Path]) -> dict:
         raise ValueError(f"{path}: no such parameter file")
     try:
         values = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text (byte {error.start}: {error.object[error.start:error.start + 1]!r}); "
+                         "expected a JSON object of hyperparameters") from None  # fmt: skip
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}:{error.lineno}:{error.colno}: not valid JSON: {error.msg}") from None
     if not isinstance(values, dict):

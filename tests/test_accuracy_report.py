@@ -71,3 +71,62 @@ def test_a_repeated_report_on_tiny_and_on_files(tmp_path):
     assert "| kit, reset_after, shuffled | 1 |" in files.stdout
     shuffled = json.loads((tmp_path / "runs_files" / "reset_after_shuffled" / "config.json").read_text())
     assert shuffled["config"]["shuffle"] is True
+
+
+def _report(args, env):
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "accuracy_report.py"), *args],
+                          capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+
+
+def test_a_reused_kit_run_of_another_config_or_data_is_refused(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    data = ROOT / "data" / "tiny"
+    common = ["--epochs", "1", "--variants", "reset_after", "--no-baselines", "--set", "layers=8",
+              "--set", "n_sample=16", "--run-dir", str(tmp_path / "runs"), "--test", str(data / "rsc15_test.txt")]
+    full = ["--train", str(data / "rsc15_train_full.txt")]
+    first = _report(common + full, env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = _report(common + full, env)  # the same request: the finished run is reused, not trained again
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "trained" not in again.stdout and "| kit, reset_after | 1 |" in again.stdout
+
+    other_config = _report(common + full + ["--set", "n_sample=32"], env)
+    assert other_config.returncode == 2
+    (line,) = other_config.stderr.strip().splitlines()[-1:]
+    assert "cannot reuse it" in line and "n_sample: 16 (run) != 32 (now)" in line
+    assert len([x for x in other_config.stderr.splitlines() if x.startswith("error:")]) == 1
+
+    other_data = _report(common + ["--train", str(data / "rsc15_train_tr.txt")], env)
+    assert other_data.returncode == 2
+    last = other_data.stderr.strip().splitlines()[-1]
+    assert "cannot reuse it" in last and "number of events" in last and "events differ" in last
+
+
+def test_an_official_log_without_a_matching_record_is_refused(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    import official_runs
+
+    data = ROOT / "data" / "tiny"
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    (clone / "run.py").write_text("raise SystemExit('not to be run by this test')\n")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    log = runs / "official_tf_1ep.log"
+    log.write_text("Epoch1 --> loss: 5.0 \t(1.00s)\nRecall@20: 0.5 MRR@20: 0.2\n")
+    args = ["--epochs", "1", "--variants", "reset_after", "--no-baselines", "--set", "layers=8", "--set",
+            "n_sample=16", "--run-dir", str(runs), "--train", str(data / "rsc15_train_full.txt"),
+            "--test", str(data / "rsc15_test.txt"), "--official-tf", str(clone), "--reuse-official-logs"]  # fmt: skip
+    missing = _report(args, env)
+    assert missing.returncode == 2
+    assert "official_tf_1ep.params.json (its parameters and data) is missing" in missing.stderr.strip().splitlines()[-1]
+
+    from gru4rec.config import Config
+
+    params = official_runs.params_from_config(Config.preset("official", layers=(8,), n_sample=32), 1)
+    record = official_runs.run_record("tf", clone, data / "rsc15_train_full.txt", data / "rsc15_test.txt", params)
+    official_runs.record_path(log).write_text(json.dumps(record))
+    stale = _report(args, env)  # the log is of n_sample=32, the request of 16
+    assert stale.returncode == 2
+    assert "parameters: " in stale.stderr and "n_sample=32" in stale.stderr and "(log) !=" in stale.stderr
+    assert not (runs / "reset_after").exists()  # refused before anything was trained

@@ -91,3 +91,24 @@ def test_without_averaging_the_checkpoint_has_no_average(tiny, tmp_path):
     assert not any(name.startswith("average/") for name in names)
     for a, b in zip(_weights(result.model), _weights(load_run(tmp_path / "run").model)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_average_moves_once_per_chunk_so_it_depends_on_chunk_steps(tiny, tmp_path):
+    """Training does not depend on chunk_steps (the last weights are the same), the average does: it moves after
+    every chunk, ceil(steps / chunk_steps) times an epoch."""
+    train_data, _ = tiny
+    base = Config.preset("official", n_epochs=1, n_sample=32, batch_size=16, layers=(8,), weight_averaging=2.0)
+    runs = {}
+    for chunk in (16, 48):
+        cfg = base.with_overrides(chunk_steps=chunk)
+        result = train(cfg, train_data, tmp_path / f"chunk{chunk}", progress=False)
+        raw = GRU4RecModel(train_data.n_items, cfg)
+        count = tf.Variable(0, dtype=tf.int64)
+        tf.train.Checkpoint(model=raw, average=tf.train.Checkpoint(count=count)).restore(
+            str(tmp_path / f"chunk{chunk}" / "checkpoints" / "epoch-1")).expect_partial()  # fmt: skip
+        runs[chunk] = (_weights(raw), _weights(result.model), int(count.numpy()), result.steps)
+    (raw16, avg16, count16, steps), (raw48, avg48, count48, _) = runs[16], runs[48]
+    assert count16 == -(-steps // 16) and count48 == -(-steps // 48) and count16 > count48
+    for a, b in zip(raw16, raw48):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # the same training
+    assert any(not np.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(avg16, avg48))  # another average

@@ -171,3 +171,36 @@ def test_unknown_method_and_bad_params():
         ItemKNN(n_sims=0)
     with pytest.raises(ValueError):
         Markov(window=0)
+
+
+@pytest.mark.parametrize(
+    "cls, params, name",
+    [(ItemKNN, {"lmbd": float("nan")}, "lmbd"), (ItemKNN, {"lmbd": float("inf")}, "lmbd"),
+     (ItemKNN, {"alpha": float("nan")}, "alpha"), (ItemKNN, {"n_sims": 2.5}, "n_sims"),
+     (ItemKNN, {"n_sims": True}, "n_sims"), (ItemKNN, {"tie_breaker": 1}, "tie_breaker"),
+     (Markov, {"window": 1.5}, "window"), (Markov, {"window": True}, "window"),
+     (Markov, {"window": float("inf")}, "window")],
+)  # fmt: skip
+def test_baseline_params_are_checked_by_type_and_finite(cls, params, name):
+    with pytest.raises(ValueError, match=name):
+        cls(**params)
+
+
+def test_markov_window_beyond_the_longest_session_is_the_longest_session(monkeypatch):
+    train = random_sessions(60, 20, seed=7, max_len=6)  # sessions of at most 5 events: gaps of at most 4
+    longest = int(train.session_lengths.max())
+    want, _ = one_step(Markov(window=longest - 1, tie_breaker=False).fit(train), np.arange(20))
+    calls = []
+    real_from_pairs = SparseRows.from_pairs
+
+    def counting(rows, columns, weights, n):
+        calls.append(len(rows))
+        return real_from_pairs(rows, columns, weights, n)
+
+    monkeypatch.setattr(SparseRows, "from_pairs", staticmethod(counting))
+    huge = Markov(window=10_000, tie_breaker=False)  # (1e9: the CLI test, under a memory limit)
+    got, _ = one_step(huge.fit(train), np.arange(20))
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(got, naive_rules(train, 20, 1_000), rtol=1e-12)
+    pairs = int((train.session_lengths * (train.session_lengths - 1) // 2).sum())  # every pair of a session, once
+    assert huge.params()["window"] == 10_000 and calls == [pairs]

@@ -1,6 +1,7 @@
 """Sampled training touches only the rows of a step's items, whatever the catalogue: a chunk leaves every other row of
 the item matrices and of their optimizer slots bit-identical, and the traced chunk never reads an item-sized variable
-as a whole (a dense read or update would cost time in proportion to the catalogue at every step)."""
+as a whole (a dense read or update would cost time in proportion to the catalogue at every step). Adam here is the
+kit's lazy one (``lazy_adam=True``); the seed's TF1 Adam (``lazy_adam=False``, preset ``seed``) is dense by design."""
 
 from __future__ import annotations
 
@@ -19,9 +20,12 @@ N_ITEMS = 4_000
 CONFIGS = {
     "official": Config.preset("official", layers=(8,), batch_size=6, n_sample=12, chunk_steps=8),
     "official_bptt": Config.preset("official", layers=(8,), batch_size=6, n_sample=12, chunk_steps=8, bptt_steps=4),
-    "seed_adam_separate": Config.preset("seed", layers=(8,), batch_size=6, embedding=5, chunk_steps=8),
+    "seed_adam_separate": Config.preset(
+        "seed", layers=(8,), batch_size=6, embedding=5, chunk_steps=8, lazy_adam=True, epoch_end="all_sessions"
+    ),
     "adam_samples_one_hot": Config.preset(
-        "seed", layers=(8,), batch_size=6, embedding=0, n_sample=10, chunk_steps=8, dropout_p_hidden=0.0
+        "seed", layers=(8,), batch_size=6, embedding=0, n_sample=10, chunk_steps=8, dropout_p_hidden=0.0,
+        lazy_adam=True, epoch_end="all_sessions",
     ),
 }
 

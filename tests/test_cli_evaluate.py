@@ -120,3 +120,31 @@ def test_export_and_reload(run_dir, tmp_path):
     want = Recommender.from_run(run_dir).recommend(ids[[5, 2]], k=7)
     np.testing.assert_array_equal(result["top_item_ids"].numpy()[0], want.item_ids)
     np.testing.assert_allclose(result["top_scores"].numpy()[0], want.scores, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("param", ["lmbd=nan", "lmbd=inf", "alpha=nan", "n_sims=2.5"])
+def test_baseline_rejects_non_finite_params_before_reading_data(param, capsys):
+    # once: lmbd=nan exited 0 with MRR@20 = inf
+    code = main(["baseline", "--method", "itemknn", "--param", param, "--train", "missing.txt", "--test", TEST])
+    err = capsys.readouterr().err
+    assert code == 2 and param.split("=")[0] in err and "missing.txt" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+
+def test_baseline_huge_markov_window_is_bounded():
+    # once: a loop over every gap up to the window grew to 23 GB and was killed by the OOM killer. Run in a child
+    # process under a 3 GiB address-space limit and a time limit, so that a regression fails instead of eating the
+    # machine's memory.
+    import resource
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    command = [sys.executable, "-m", "gru4rec", "baseline", "--method", "markov", "--param", "window=1000000000",
+               "--train", TRAIN, "--test", TEST, "--cutoffs", "20"]  # fmt: skip
+    done = subprocess.run(command, preexec_fn=limit, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "recall" in done.stdout.lower()

@@ -156,3 +156,49 @@ def test_unknown_name_lists_the_known_ones():
 def test_presets_only_use_known_names():
     for values in PRESETS.values():
         assert set(values) <= set(FIELD_NAMES)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"layers": "64", "layer": 1},  # tuple("64") would be ('6', '4'): one layer of 6 units
+        {"layers": "100", "size": 50},
+        {"layers": [100], "rnn_size": 50},
+        {"size": 50, "rnn_size": 60},
+        {"layers": 16.7},
+        {"layers": [16.9]},
+        {"layers": [16, True]},
+        {"layers": True},
+        {"layers": []},
+        {"layers": "100/"},
+        {"layers": None},
+        {"size": True},
+        {"layer": 2.5},
+        {"layer": "two"},
+    ],
+)
+def test_layers_and_its_aliases_are_parsed_by_type(values):
+    with pytest.raises(ValueError, match="layers|size|layer") as err:
+        Config.from_dict(values)
+    assert "\n" not in str(err.value)
+
+
+def test_layers_accepts_the_official_forms():
+    assert Config.from_dict({"layers": "64"}).layers == (64,)  # the official param strings: layers=64
+    assert Config.from_dict({"layers": "100/50"}).layers == (100, 50)
+    assert Config.from_dict({"layers": [100, 50]}).layers == (100, 50)  # the official param files: layers=[100]
+    assert Config.from_dict({"layers": 64}).layers == (64,)
+    assert Config.from_dict({"layers": [64.0]}).layers == (64,)  # a whole number written as a float
+    assert Config(layers="32/16").layers == (32, 16)
+    with pytest.raises(ValueError, match="layers"):
+        Config(layers=16.7)  # the dataclass itself, not only from_dict
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("n_epochs", True), ("batch_size", 2.5), ("n_sample", "1.5"), ("learning_rate", True), ("momentum", "nan"),
+     ("bpreg", float("inf")), ("shuffle", 1), ("seed", [1])],
+)  # fmt: skip
+def test_every_field_is_strict_about_its_type(name, value):
+    with pytest.raises(ValueError, match=name):
+        Config.from_dict({name: value})

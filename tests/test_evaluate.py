@@ -382,3 +382,81 @@ def test_gru4rec_scorer_matches_brute_force_of_the_model(output):
     for k in (1, 5, 20):
         assert got[f"recall@{k}"] == pytest.approx(want[f"recall@{k}"])
         assert got[f"mrr@{k}"] == pytest.approx(want[f"mrr@{k}"])
+
+
+class NaNToy(ToyRNN):
+    """ToyRNN whose scores hold NaN (and +-inf) at random places: a broken scorer the evaluator must rank as the
+    brute force does (NaN is the worst score, a NaN target is a miss)."""
+
+    def __init__(self, n_items, seed, nan_share, rows_all_nan=False, infinities=False):
+        super().__init__(n_items, seed=seed, decimals=1)
+        self.rng = np.random.default_rng(seed + 100)
+        self.nan_share, self.rows_all_nan, self.infinities = nan_share, rows_all_nan, infinities
+
+    def step(self, state, items):
+        scores, state = super().step(state, items)
+        mask = self.rng.random(scores.shape) < self.nan_share
+        scores = np.where(mask, np.nan, scores)
+        if self.rows_all_nan:  # every other row: NaN everywhere but a few items
+            keep = self.rng.random(scores.shape) < 0.01
+            scores[::2] = np.where(keep[::2], scores[::2], np.nan)
+        if self.infinities:
+            scores[self.rng.random(scores.shape) < 0.01] = -np.inf
+            scores[self.rng.random(scores.shape) < 0.005] = np.inf
+        return scores, state
+
+
+@pytest.mark.parametrize("tie_mode", ["conservative", "standard", "median", "seed"])
+@pytest.mark.parametrize(
+    "n_items, nan_share, all_nan, inf",
+    [(60, 0.3, False, False), (3000, 0.05, True, True), (3000, 0.0, True, False), (40, 0.9, False, True)],
+)
+def test_nan_scores_never_count_as_hits_and_match_brute_force(tie_mode, n_items, nan_share, all_nan, inf):
+    data = random_sessions(15, n_items, seed=20)
+    # fix the broken scores per (item) so the evaluator's lanes and the brute force see the same numbers
+    table = NaNToy(n_items, seed=21, nan_share=nan_share, rows_all_nan=all_nan, infinities=inf).step(
+        np.zeros((n_items, 8)), np.arange(n_items))[0]  # fmt: skip
+    scorer = TableScorer(table)
+    want, ranks = brute_force(scorer, data, (1, 5, 20), tie_mode)
+    exact = evaluate(scorer, data, (1, 5, 20), tie_mode, batch_size=4, return_ranks=True)
+    fast = evaluate(scorer, data, (1, 5, 20), tie_mode, batch_size=4)
+    np.testing.assert_array_equal(exact["ranks"], ranks)
+    assert np.all(exact["ranks"] >= 1)
+    for result in (exact, fast):
+        for k in (1, 5, 20):
+            assert result[f"recall@{k}"] == pytest.approx(want[f"recall@{k}"]), (k, result is fast)
+            assert result[f"mrr@{k}"] == pytest.approx(want[f"mrr@{k}"]), (k, result is fast)
+            assert np.isfinite(result[f"mrr@{k}"]) and result[f"mrr@{k}"] <= 1.0
+
+
+def test_ranks_from_top_and_top_k_put_nan_last():
+    from gru4rec.evaluate import count_above, ranks_from_top
+
+    # the top K+1 scores all NaN, the target a number: once rank 0, i.e. a hit with 1/rank = inf
+    scores = np.array([[np.nan, np.nan, np.nan, 0.5, 0.2, 0.1]])
+    top = top_k_indices(scores, 3)
+    assert top[0].tolist() == [3, 4, 5]  # NaN after every number
+    targets = np.array([4])
+    assert count_above(scores, targets, "conservative")[1].tolist() == [2.0]  # NaN competitors below the target
+    for mode in ("conservative", "standard"):
+        rank = ranks_from_top(scores[:, :3], scores[0, targets], mode)[0]  # once 0: a hit with 1/rank = inf
+        assert np.isnan(rank) and not rank <= 20  # "count this row over every item", never a hit
+        assert ranks_from_top(scores[:, top[0]], scores[0, targets], mode)[0] == 2.0
+    nan_target = np.array([[0.1, 0.2, np.nan]])
+    for mode in ("conservative", "standard"):
+        assert ranks_from_top(nan_target, nan_target[:, 2], mode)[0] == np.inf
+        assert count_above(nan_target, np.array([2]), mode)[1].tolist() == [3.0]
+
+
+def test_nan_scores_give_the_same_ranks_on_the_tensorflow_ranker():
+    tf = pytest.importorskip("tensorflow")
+    data = random_sessions(10, 200, seed=22)
+    table = NaNToy(200, seed=23, nan_share=0.5, rows_all_nan=True).step(np.zeros((200, 8)), np.arange(200))[0]
+
+    class TFTable(TableScorer):
+        def step(self, state, items):
+            return tf.constant(self.table[items], tf.float64), state
+
+    a = evaluate(TFTable(table), data, (1, 5, 20), "standard", batch_size=3, ranker="tf", return_ranks=True)
+    b = evaluate(TableScorer(table), data, (1, 5, 20), "standard", batch_size=3, ranker="numpy", return_ranks=True)
+    np.testing.assert_array_equal(a["ranks"], b["ranks"])  # (coverage may differ: NaN items tie, broken arbitrarily)

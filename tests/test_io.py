@@ -244,3 +244,82 @@ def test_writers_reject_frames_without_the_columns(tmp_path):
         gio.write_sessions(pd.DataFrame({"SessionId": [1]}), tmp_path / "x")
     with pytest.raises(ValueError, match="lacks column"):
         gio.write_clicks(pd.DataFrame({"ItemId": [1]}), tmp_path / "x")
+
+
+class _CountingReads:
+    """Counts the bytes a reader takes from the files it opens (``gio._open_binary`` wrapped)."""
+
+    def __init__(self, monkeypatch):
+        self.total = 0
+        real = gio._open_binary
+        counter = self
+
+        class Counted:
+            def __init__(self, handle):
+                self.handle = handle
+
+            def read(self, *args):
+                data = self.handle.read(*args)
+                counter.total += len(data)
+                return data
+
+            def readline(self, *args):
+                data = self.handle.readline(*args)
+                counter.total += len(data)
+                return data
+
+            def __iter__(self):
+                for line in self.handle:
+                    counter.total += len(line)
+                    yield line
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                self.handle.close()
+
+        monkeypatch.setattr(gio, "_open_binary", lambda path: Counted(real(path)))
+
+
+@pytest.mark.parametrize("reader, compress", [("read_sessions", ""), ("read_clicks", ""), ("read_sessions", ".gz")])
+def test_a_file_without_newlines_is_rejected_after_a_bounded_read(tmp_path, monkeypatch, reader, compress):
+    # once: a 2 GB file without newlines was read whole (4.4 GB of memory, 25-33 s) before its header was rejected
+    size = 4 * gio.MAX_LINE_BYTES
+    path = tmp_path / f"blob.txt{compress}"
+    if compress:
+        import gzip
+
+        path.write_bytes(gzip.compress(b"x" * size))
+    else:
+        path.write_bytes(b"1" * size)
+    counting = _CountingReads(monkeypatch)
+    with pytest.raises(DataFormatError, match=r"blob\.txt.*:1: expected lines of at most 1 MiB"):
+        getattr(gio, reader)(path)
+    assert counting.total <= 2 * gio.MAX_LINE_BYTES + (1 << 16)  # never the whole file
+
+
+def test_a_file_of_spaces_is_read_in_blocks_to_find_it_empty(tmp_path, monkeypatch):
+    path = tmp_path / "spaces.txt"
+    path.write_bytes(b" " * (1 << 20) + b"\n")
+    with pytest.raises(DataFormatError, match="an empty file"):
+        gio.read_sessions(path)
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+@pytest.mark.parametrize("reader", ["read_sessions", "read_clicks"])
+def test_a_corrupt_compressed_file_is_named(tmp_path, suffix, damage, reader):
+    import bz2
+    import gzip
+
+    text = (b"SessionId\tItemId\tTime\n" if reader == "read_sessions" else b"") + b"".join(
+        f"1,2014-04-07T10:51:09.{i:03d}Z,21453650{i % 10},0\n".encode() if reader == "read_clicks"
+        else f"1\t{i}\t{i}.5\n".encode() for i in range(2000)
+    )  # fmt: skip
+    packed = (gzip.compress if suffix == ".gz" else bz2.compress)(text)
+    data = b"this is not compressed at all\n" * 10 if damage == "garbage" else packed[: len(packed) // 2]
+    path = tmp_path / f"data.txt{suffix}"
+    path.write_bytes(data)
+    with pytest.raises(DataFormatError, match=r"data\.txt" + suffix.replace(".", r"\.") + ": expected a valid"):
+        getattr(gio, reader)(path)

@@ -42,7 +42,7 @@ def test_run_waterfall_counts_the_seed_model_twice_and_measures_time(tiny, tmp_p
     assert result.models[STEPS[0].name] is result.models[STEPS[1].name]
     assert (table["epoch_seconds"] > 0).all() and (table["recall@20"] >= table["mrr@20"]).all()
     assert table["share_recall@20"].tolist() == (table["recall@20"] / 0.8).tolist()
-    assert result.configs[STEPS[2].name].n_sample == 2048
+    assert result.configs[STEPS[2].name].epoch_end == "all_sessions" and result.configs[STEPS[0].name].n_sample == 0
     figure = waterfall_figure(table, ceiling=ceiling)
     assert [trace.type for trace in figure.data] == ["waterfall", "waterfall", "bar"]
     assert list(figure.data[0].y) == [table["recall@20"][0]] + list(table["recall@20"].diff()[1:])

@@ -36,9 +36,9 @@ def _softmax_neg(x):  # the official softmax_neg: softmax over the row, the diag
 
 
 def reference(scores, valid, loss, act, bpreg=0.0, adjust=None):
-    """Sum over valid lanes, written as the official Theano code on a batch without the invalid lanes: each loss is a
-    ``T.mean`` (over the rows, or over the whole score matrix for BPR) and the cost multiplies it by the batch's
-    ``M`` valid lanes (``cost = (M / batch_size) * loss``; the division by batch_size is left out here)."""
+    """Sum over valid lanes, written as the 2018 Theano code (GRU4Rec v2.0) on a batch without the invalid lanes:
+    each loss is a ``T.mean`` (over the rows, or over the whole score matrix for BPR) and the cost multiplies it by
+    the batch's ``M`` valid lanes (``cost = (M / batch_size) * loss``; the division by batch_size is left out here)."""
     batch = scores.shape[0]
     keep = np.concatenate([valid, np.ones(scores.shape[1] - batch, bool)])
     y = scores[valid][:, keep]
@@ -158,3 +158,17 @@ def test_cross_entropy_over_distinct_items_equals_the_column_form(use_logq):
     assert by_items.numpy()[2] == 0.0  # the invalid lane
     np.testing.assert_allclose(tape.gradient(by_items, unique).numpy(), tape.gradient(by_columns, unique).numpy(),
                                rtol=1e-5, atol=1e-6)  # fmt: skip
+
+
+def test_bpr_is_the_mean_over_the_columns_and_the_current_theano_sum_is_n_times_it():
+    """The kit's BPR (as the 2018 Theano code and the CIKM 2018 paper): per row the mean over the N valid columns of
+    -log σ(r_i − r_j). The current Theano code (2020 onwards) sums over the columns: N times the kit's per row."""
+    scores, valid, _ = _case(seed=4)
+    rows, _, _ = _tf_sum(scores, valid, "bpr", "linear")
+    keep = np.concatenate([valid, np.ones(scores.shape[1] - len(valid), bool)])
+    y = scores[valid][:, keep]
+    d = np.diag(y[:, : int(valid.sum())])[:, None]
+    current_theano_rows = np.sum(-np.log(_sigmoid(d - y)), axis=1)  # T.sum over the columns
+    n_columns = y.shape[1]
+    np.testing.assert_allclose(rows[valid], current_theano_rows / n_columns, rtol=1e-6)
+    assert n_columns > 1 and not np.allclose(rows[valid], current_theano_rows)

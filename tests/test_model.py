@@ -234,3 +234,28 @@ def test_scores():
 def test_bad_n_items():
     with pytest.raises(ValueError, match="n_items"):
         _model(n_items=0)
+
+
+def test_reset_after_is_torch_grucell_with_its_update_gate_our_one_minus_z():
+    """torch.nn.GRUCell's equations (its documentation): r = σ(W_ir x + b_ir + W_hr h + b_hr), z = σ(W_iz x + b_iz +
+    W_hz h + b_hz), n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)), h' = (1 − z) ⊙ n + z ⊙ h. Its z keeps the old state:
+    with the kit's update-gate weights and biases negated it is the kit's 1 − z."""
+    model = _model(layers=(6,), embedding=4, gru_variant="reset_after")
+    _random_biases(model, seed=3)
+    layer = model.gru_layers[0]
+    wx, wrz, wh, b, bh = (v.numpy() for v in (layer.Wx, layer.Wrz, layer.Wh, layer.b, layer.bh))
+    c, r_, z_ = slice(0, 6), slice(6, 12), slice(12, 18)
+    rng = np.random.default_rng(2)
+    x, h = rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=(3, 6)).astype(np.float32)
+
+    def sigmoid(a):
+        return 1 / (1 + np.exp(-a))
+
+    r = sigmoid(x @ wx[:, r_] + b[r_] + h @ wrz[:, :6] + bh[r_])
+    z_torch = sigmoid(x @ -wx[:, z_] - b[z_] + h @ -wrz[:, 6:] - bh[z_])
+    n = np.tanh(x @ wx[:, c] + b[c] + r * (h @ wh + bh[c]))
+    torch_h = (1 - z_torch) * n + z_torch * h
+    ours = layer.cell(tf.matmul(x, layer.Wx) + layer.b, tf.constant(h), tf.tanh).numpy()
+    np.testing.assert_allclose(ours, torch_h, rtol=1e-5, atol=1e-6)
+    z_ours = sigmoid(x @ wx[:, z_] + b[z_] + h @ wrz[:, 6:] + bh[z_])
+    np.testing.assert_allclose(z_ours, 1 - z_torch, rtol=1e-6, atol=1e-7)

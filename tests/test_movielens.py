@@ -128,3 +128,56 @@ def test_the_cli_prepares_movielens_and_rejects_a_missing_file(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "gru4rec", "prepare", "movielens", "--ratings",
                               str(tmp_path / "nope"), "--out", str(tmp_path / "o2")], capture_output=True, text=True)
     assert missing.returncode == 2 and "no such file" in missing.stderr and "recbole" in missing.stderr
+
+
+def _ml_rows(n_users=20, per_user=6):
+    return [f"{u}\t{1 + (u * 7 + k) % 15}\t3\t{1000 + u * 100000 + k * 60}" for u in range(1, n_users + 1)
+            for k in range(per_user)]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "name, line, expected",
+    [("u.data", "1\t12345678901234567890\t3\t1000", r"u\.data:3: column 2 \(item_id\): expected a non-negative "
+                                                     r"integer below 2\*\*63 \(int64\), found '12345678901234567890'"),
+     ("u.data", "1\t2\t3\t1000\t9", r"u\.data:3: expected 4 fields .* separated by TAB, found 5 fields"),
+     ("ratings.dat", "1::2::3::1000::9", r"ratings\.dat:3: expected 4 fields .* separated by ::, found 5 fields")],
+)  # fmt: skip
+def test_an_id_beyond_int64_or_a_fifth_field_is_named_by_file_and_line(tmp_path, name, line, expected):
+    # once: "a number is out of range (Python int too large ...)" and pandas' "C error: Expected 4 fields ..."
+    rows = _ml_rows(2, 2)
+    if name == "ratings.dat":
+        rows = [row.replace("\t", "::") for row in rows]
+    path = tmp_path / name
+    path.write_text("\n".join(rows[:2] + [line] + rows[2:]) + "\n")
+    with pytest.raises(DataFormatError, match=expected):
+        movielens.read_ratings(path)
+
+
+def test_a_test_fraction_leaving_no_training_session_says_so():
+    events = movielens.sessionize(movielens.order_events(_frame()), 3600.0)
+    with pytest.raises(ValueError, match=r"test_fraction 0\.999: holding out \d+ of the \d+ sessions of .* leaves no "
+                                         r"training session; use a smaller test fraction"):  # fmt: skip
+        movielens.split_by_time(events, 0.999)
+
+
+def test_the_cli_names_a_folder_and_a_bad_test_fraction(tmp_path):
+    ratings = tmp_path / "u.data"
+    ratings.write_text("\n".join(_ml_rows()) + "\n")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "gru4rec", "prepare", "movielens", "--out",
+                               str(tmp_path / "out"), *args], capture_output=True, text=True)  # fmt: skip
+
+    folder = run("--ratings", str(tmp_path))
+    assert folder.returncode == 2 and "is a folder, expected the ratings file" in folder.stderr
+    assert "no such file" not in folder.stderr and len(folder.stderr.strip().splitlines()) == 1
+    fraction = run("--ratings", str(ratings), "--test-fraction", "0.999")
+    assert fraction.returncode == 2 and "leaves no training session" in fraction.stderr
+    assert len(fraction.stderr.strip().splitlines()) == 1
+
+
+def test_a_ratings_file_without_newlines_is_rejected_from_its_first_mib(tmp_path):
+    path = tmp_path / "u.data"
+    path.write_bytes(b"1" * (3 * gio.MAX_LINE_BYTES))
+    with pytest.raises(DataFormatError, match=r"u\.data:1: expected lines of at most 1 MiB"):
+        movielens.read_ratings(path)

@@ -86,3 +86,55 @@ def test_command_for_each_code(tmp_path):
         official_runs.command("tf", tmp_path, "/py", "a", "b", params)
     with pytest.raises(ValueError, match="allowed: tf, pytorch"):
         official_runs.command("theano", clone, "/py", "a", "b", params)
+
+
+def _fake_clone(tmp_path, output: str):
+    """A folder with a ``run.py`` that prints ``output`` (stands in for an official clone)."""
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    (clone / "run.py").write_text(f"print({output!r}, end='')\n")
+    return clone
+
+
+def test_a_started_run_writes_its_record_and_only_a_matching_log_is_vouched_for(tmp_path):
+    clone = _fake_clone(tmp_path, CAPTURED)
+    train, test = tmp_path / "train.tsv", tmp_path / "test.tsv"
+    train.write_text("SessionId\tItemId\tTime\n1\t1\t0\n")
+    test.write_text("SessionId\tItemId\tTime\n2\t1\t0\n")
+    params = {"loss": "cross-entropy", "layers": [8], "n_epochs": 2}
+    log = tmp_path / "runs" / "official_tf_2ep.log"
+    proc = official_runs.start("tf", clone, sys.executable, train, test, params, log)
+    assert official_runs.finish(proc, log, "fake").recall[20] == 0.595452
+    assert official_runs.record_path(log).name == "official_tf_2ep.params.json"
+    expected = official_runs.run_record("tf", clone, train, test, params)
+    official_runs.vouch(log, expected)  # the same run: no error
+
+    other = official_runs.run_record("tf", clone, train, test, {**params, "n_epochs": 3})
+    with pytest.raises(official_runs.StaleLogError, match="parameters: 'loss=cross-entropy,layers=8,n_epochs=2'"):
+        official_runs.vouch(log, other)
+    with pytest.raises(official_runs.StaleLogError, match="code: 'tf' \\(log\\) != 'pytorch'"):
+        official_runs.vouch(log, official_runs.run_record("pytorch", clone, train, test, params))
+    test.write_text("SessionId\tItemId\tTime\n2\t1\t0\n2\t1\t5\n")
+    with pytest.raises(official_runs.StaleLogError, match="test file's contents differ"):
+        official_runs.vouch(log, official_runs.run_record("tf", clone, train, test, params))
+    (clone / "run.py").write_text("print('changed')\n")
+    with pytest.raises(official_runs.StaleLogError, match="official code's files differ"):
+        official_runs.vouch(log, expected | {"code_sha256": official_runs.code_sha256(clone)})
+    official_runs.record_path(log).unlink()
+    with pytest.raises(official_runs.StaleLogError, match="official_tf_2ep.params.json .* is missing"):
+        official_runs.vouch(log, expected)
+    official_runs.record_path(log).write_text("[1]")
+    with pytest.raises(official_runs.StaleLogError, match="expected a JSON object"):
+        official_runs.vouch(log, expected)
+
+
+def test_a_restarted_run_removes_the_old_record_first(tmp_path):
+    clone = _fake_clone(tmp_path, "Traceback: failed\n")
+    data = tmp_path / "data.tsv"
+    data.write_text("x")
+    log = tmp_path / "official_tf_1ep.log"
+    official_runs.record_path(log).write_text('{"params": "old"}')
+    proc = official_runs.start("tf", clone, sys.executable, data, data, {"n_epochs": 1}, log)
+    proc.wait()
+    record = official_runs.record_path(log).read_text()
+    assert '"params": "n_epochs=1"' in record and "old" not in record

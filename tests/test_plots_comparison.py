@@ -25,10 +25,12 @@ Each Step time is:0.006000
 """
 
 
-def random_data(n_sessions: int, seed: int = 0) -> SessionData:
+def random_data(n_sessions: int, seed: int = 0, shuffled_ids: bool = False) -> SessionData:
     rng = np.random.default_rng(seed)
     lengths = rng.integers(2, 12, n_sessions)
-    rows = [(s + 1, int(rng.integers(0, 50)), float(s + j / 100)) for s, n in enumerate(lengths) for j in range(n)]
+    ids = rng.permutation(n_sessions) + 1 if shuffled_ids else np.arange(1, n_sessions + 1)
+    rows = [(int(ids[s]), int(rng.integers(0, 50)), float(s + j / 100)) for s, n in enumerate(lengths)
+            for j in range(n)]  # fmt: skip
     return SessionData.from_frame(pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"]))
 
 
@@ -58,14 +60,18 @@ def test_summarize_log_skips_the_first_row_for_the_distribution():
 
 @pytest.mark.parametrize("batch_size, n_sample", [(5, 0), (5, 8), (1, 8), (40, 0)])
 def test_epoch_steps_matches_the_trainer(batch_size, n_sample):
-    data = random_data(60)
+    data = random_data(60, shuffled_ids=True)
     config = Config.preset("seed", batch_size=max(batch_size, 2) if n_sample == 0 else batch_size, n_sample=n_sample)
     expected = plan_epoch(data, config, epoch=0, chunk=16).n_steps
+    pairs = lessons.pairs_in_order(data, config.session_order)
+    assert lessons.epoch_steps(pairs, config.batch_size, n_sample, config.epoch_end) == expected
+    official_loop = config.with_overrides(session_order="time", epoch_end="all_sessions")
+    expected = plan_epoch(data, official_loop, epoch=0, chunk=16).n_steps
     assert lessons.epoch_steps(data.session_lengths - 1, config.batch_size, n_sample) == expected
 
 
 def test_sessions_for_steps_takes_the_shortest_prefix():
-    data = random_data(200, seed=3)
+    data = random_data(200, seed=3, shuffled_ids=True)
     pairs = data.session_lengths - 1
     sub = lessons.sessions_for_steps(data, steps=100, batch_size=5)
     assert lessons.epoch_steps(sub.session_lengths - 1, 5) >= 100
@@ -73,6 +79,11 @@ def test_sessions_for_steps_takes_the_shortest_prefix():
     assert np.array_equal(sub.items, data.items[: sub.offsets[-1]]) and sub.item_map is data.item_map
     assert sub.session_ids.tolist() == data.session_ids[: sub.n_sessions].tolist()
     assert lessons.sessions_for_steps(data, steps=10**6, batch_size=5) is data
+    seed_loop = lessons.sessions_for_steps(data, steps=100, batch_size=5, order="session_id", end="first_unfilled_lane")
+    n = seed_loop.n_sessions
+    assert lessons.epoch_steps(lessons.pairs_in_order(seed_loop, "session_id"), 5, end="first_unfilled_lane") >= 100
+    shorter = lessons.first_sessions(data, n - 1)
+    assert lessons.epoch_steps(lessons.pairs_in_order(shorter, "session_id"), 5, end="first_unfilled_lane") < 100
     assert lessons.first_sessions(data, 0).n_sessions == 0 and lessons.first_sessions(data, 10**6).n_sessions == 200
 
 

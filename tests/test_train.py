@@ -307,7 +307,8 @@ def test_logq_changes_only_cross_entropy(loss):
     rng = np.random.default_rng(0)
     counts = rng.integers(1, 50, 15)
     with_logq, without = Trainer(cfg, 15, counts), Trainer(cfg.with_overrides(logq=0.0), 15, counts)
-    assert with_logq.logq_table is None  # the official codes use logq in the cross-entropy only
+    # the official TF/PyTorch codes use logq in the cross-entropy only (the Theano code: in every loss)
+    assert with_logq.logq_table is None
     x, y = (tf.constant(rng.integers(0, 15, (1, 4)), tf.int32) for _ in range(2))
     r, v = tf.zeros((1, 4), tf.bool), tf.ones((1, 4), tf.bool)
     smp = tf.constant(rng.integers(0, 15, (1, 6)), tf.int32)

@@ -240,3 +240,107 @@ def test_train_params_file_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"gru4rec train: error: {bad}: unknown hyperparameter 'units'") and "\n" not in err
     assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------------------------------------ strictness
+def _fewer_sessions(data, keep: int):
+    from gru4rec.session_data import SessionData
+
+    frame = data.to_frame()
+    sessions = frame["SessionId"].unique()[:keep]
+    return SessionData.from_frame(frame[frame["SessionId"].isin(sessions)], item_map=data.item_map)
+
+
+def test_resuming_on_other_training_or_validation_data_is_refused(tiny_tr, tmp_path):
+    # once: only preset, space and metric were compared, so the best trial compared scores of different splits
+    train_data, valid = tiny_tr
+    space = read_space(write_space(tmp_path / "space.json", SPACE_LINES))
+    base = Config.preset("official", **{**SMALL_MODEL, "n_epochs": 1})
+    tune(train_data, valid, space, tmp_path / "study", base=base, n_trials=1, progress=False)
+    other_valid = _fewer_sessions(valid, valid.n_sessions // 2)
+    with pytest.raises(ValueError, match=r"validation data \(--valid\): number of events: \d+ \(run\) != \d+"):
+        tune(train_data, other_valid, space, tmp_path / "study", base=base, n_trials=2, progress=False)
+    other_train = _fewer_sessions(train_data, train_data.n_sessions - 5)
+    from gru4rec.session_data import SessionData
+
+    other_valid = SessionData.from_frame(valid.to_frame(), item_map=other_train.item_map)  # same sessions
+    with pytest.raises(ValueError, match=r"training data \(--train\): .*events"):
+        tune(other_train, other_valid, space, tmp_path / "study", base=base, n_trials=2, progress=False)
+
+
+def test_every_categorical_value_is_checked_before_trial_0(tiny_tr, tmp_path):
+    # once: only the first value was checked and trial 0 crashed with Optuna's traceback
+    space = read_space(write_space(tmp_path / "s.json", [
+        '{"name": "dropout_p_hidden", "dtype": "categorical", "values": [0.1, 1.5]}']))  # fmt: skip
+    with pytest.raises(SpaceError, match=r"dropout_p_hidden=1\.5"):
+        tune(*tiny_tr, space, tmp_path / "study", base=Config.preset("official", **SMALL_MODEL), n_trials=1)
+    assert not (tmp_path / "study" / "study.db").exists()
+
+
+def test_a_failing_trial_is_one_line_and_the_folder_is_locked(tiny_tr, tmp_path, monkeypatch, capfd):
+    import gru4rec.tune as tune_module
+    from gru4rec.run_folder import RunFolderError, RunLock
+
+    space = write_space(tmp_path / "space.json", SPACE_LINES)
+    out = tmp_path / "study"
+    args = ["tune", "--train", str(TINY / "rsc15_train_tr.txt"), "--valid", str(TINY / "rsc15_train_valid.txt"),
+            "--space", str(space), "--trials", "1", "--out", str(out), "--fixed", "layers=16,n_epochs=1",
+            "--no-progress"]  # fmt: skip
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("the trial broke")
+
+    monkeypatch.setattr(tune_module, "train", failing)
+    assert main(args) == 1
+    err = capfd.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1 and "the trial broke" in err
+    with RunLock(out):  # another search holds the folder
+        with pytest.raises(RunFolderError, match="in use by process"):
+            tune(*tiny_tr, read_space(space), out, base=Config.preset("official", **SMALL_MODEL), n_trials=1)
+        assert main(args) == 2
+        assert "in use by process" in capfd.readouterr().err
+
+
+QUICK = "n_epochs=1,n_sample=16,batch_size=16"  # a search that a regression would run stays short
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("--params", '{"layers": 16.7}', "layers: invalid value 16.7"),
+    ("--params", '{"layers": "64", "layer": 1}', "both given"),
+    ("--fixed", f"layers=512,layer=1,{QUICK}", "both given"),
+    ("--params", b'{"layers": 16, "loss": "\xe9"}', "not UTF-8 text"),
+])  # fmt: skip
+def test_tune_parameter_errors_are_one_line(tmp_path, capfd, option, value, words):
+    if option == "--params":
+        params = tmp_path / "p.json"
+        params.write_bytes(value if isinstance(value, bytes) else value.encode())
+        value = str(params)
+    args = ["tune", "--train", str(TINY / "rsc15_train_tr.txt"), "--valid", str(TINY / "rsc15_train_valid.txt"),
+            "--space", str(write_space(tmp_path / "space.json", SPACE_LINES)), "--out", str(tmp_path / "study"),
+            "--trials", "1", "--no-progress", option, value]  # fmt: skip
+    args += ["--fixed", QUICK] if option == "--params" else []
+    assert main(args) == 2
+    err = capfd.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1
+    if "UTF-8" in words:
+        assert str(tmp_path / "p.json") in err
+
+
+def test_an_empty_validation_split_is_a_clear_error(tiny_tr, tmp_path, capfd):
+    empty = tmp_path / "valid.txt"
+    empty.write_text("SessionId\tItemId\tTime\n1\t999999999\t1.0\n1\t999999998\t2.0\n")  # items unknown to training
+    space = read_space(write_space(tmp_path / "space.json", SPACE_LINES))
+    from gru4rec.io import read_sessions
+    from gru4rec.session_data import SessionData
+
+    valid = SessionData.from_frame(read_sessions(empty), item_map=tiny_tr[0].item_map)
+    with pytest.raises(ValueError, match="valid_data: no"):
+        tune(tiny_tr[0], valid, space, tmp_path / "study", base=Config.preset("official", **SMALL_MODEL), n_trials=1)
+    tune_command = ["tune", "--space", str(tmp_path / "space.json"), "--out", str(tmp_path / "s2"), "--trials", "1",
+                    "--fixed", QUICK, "--no-progress"]  # fmt: skip
+    train_command = ["train", "--out", str(tmp_path / "r"), "--n_epochs", "1", "--no-progress"]
+    for command in (tune_command, train_command):
+        code = main(command + ["--train", str(TINY / "rsc15_train_tr.txt"), "--valid", str(empty)])
+        err = capfd.readouterr().err.strip()
+        assert code == 2 and str(empty) in err and "no validation event can be scored" in err, err
+        assert "RuntimeWarning" not in err and "nan" not in err.lower()

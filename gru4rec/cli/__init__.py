@@ -5,16 +5,20 @@ Each module in ``COMMAND_MODULES`` exposes ``register(subparsers)``, which adds 
 
 Errors: every error ends the command with ONE line on stderr, ``gru4rec COMMAND: error: ...`` naming the file or
 parameter and what was expected, and exit code 2 for bad input (arguments, files, folders) or 1 for a failure while
-running (a NaN loss, out of memory, a TensorFlow error, a bug). ``--debug`` (anywhere on the command line) or
-``GRU4REC_DEBUG=1`` shows the traceback instead.
+running (a NaN loss, out of memory, a full disk, a TensorFlow error, a bug). ``--debug`` (anywhere on the command
+line) or ``GRU4REC_DEBUG=1`` shows the traceback too, and keeps the exit code. An OS error is reported with its path
+and its real cause (a full disk is "no space left on the device", never "out of memory").
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
+import re
 import sys
+import traceback
 from typing import Optional, Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
@@ -27,6 +31,10 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 DEBUG_HELP = "show the traceback of an error (also: GRU4REC_DEBUG=1)"
 BAD_INPUT, FAILURE = 2, 1
+# TensorFlow reports a full disk (ENOSPC, a quota) as RESOURCE_EXHAUSTED, the code it also uses for out of memory
+_DISK_FULL = re.compile(r"No space left on device|Disk quota exceeded|ENOSPC|EDQUOT|database or disk is full",
+                        re.IGNORECASE)  # (the last: SQLite's, e.g. the study of `gru4rec tune`)
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 class CliError(Exception):
@@ -73,6 +81,9 @@ def _os_error(error: OSError) -> tuple[int, str]:
             if name:
                 return BAD_INPUT, f"{name}: {text}"
             return BAD_INPUT, _one_line(error) or text
+    if error.errno in _DISK_FULL_ERRNOS:
+        cause = "no space left on the device" if error.errno == errno.ENOSPC else "disk quota exceeded"
+        return FAILURE, f"{name}: {cause}" if name else f"{cause} ({_one_line(error)})"
     if name:
         return FAILURE, f"{name}: {error.strerror or _one_line(error)}"
     return FAILURE, _one_line(error) or type(error).__name__
@@ -95,6 +106,11 @@ def describe_error(error: BaseException) -> tuple[int, str]:
     if isinstance(error, OverflowError):
         return BAD_INPUT, f"a number is out of range ({_one_line(error)})"
     tf = sys.modules.get("tensorflow")
+    if tf is not None and isinstance(error, tf.errors.OpError) and _DISK_FULL.search(str(error.message)):
+        first = str(error.message).strip().splitlines()[0]
+        where = re.search(r"(/\S+?)(?:;|:)? (?:No space|Disk quota)", first)
+        return FAILURE, (f"{where.group(1)}: no space left on the device" if where else
+                         f"no space left on the device ({first[:300]})")  # fmt: skip
     if isinstance(error, MemoryError) or (tf is not None and isinstance(error, tf.errors.ResourceExhaustedError)):
         return FAILURE, ("out of memory: the model or the mini-batch does not fit; use smaller --layers, --batch_size "
                          "or --n_sample")  # fmt: skip
@@ -103,6 +119,8 @@ def describe_error(error: BaseException) -> tuple[int, str]:
         return FAILURE, f"TensorFlow {type(error).__name__}: {first[:300]}"
     if isinstance(error, OSError):
         return _os_error(error)
+    if _DISK_FULL.search(str(error)):  # another library's report of a full disk (SQLAlchemy's OperationalError)
+        return FAILURE, f"no space left on the device ({type(error).__name__}: {_one_line(error)[:300]})"
     return FAILURE, (f"unexpected {type(error).__name__}: {_one_line(error)[:300]} (run with --debug or "
                      "GRU4REC_DEBUG=1 for the traceback)")  # fmt: skip
 
@@ -114,8 +132,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (Exception, KeyboardInterrupt) as error:
-        if debug:
-            raise
         code, message = describe_error(error)
+        if debug:  # the traceback, then the same one line and exit code as without --debug
+            traceback.print_exc()
         print(f"gru4rec {args.command}: error: {message}", file=sys.stderr)
+        _quiet_tensorflow_after_error()
         return code
+
+
+def _quiet_tensorflow_after_error() -> None:
+    """After the one-line error nothing else: objects of the failed command that TensorFlow frees later (e.g. a
+    checkpoint whose restore failed on a shape) would log a warning each ("... unrestored values")."""
+    tf = sys.modules.get("tensorflow")
+    if tf is not None:
+        import logging
+
+        tf.get_logger().setLevel(logging.ERROR)

@@ -107,6 +107,9 @@ def run_prepare(args: argparse.Namespace) -> int:
 def run_prepare_movielens(args: argparse.Namespace) -> int:
     from gru4rec import movielens
 
+    if os.path.isdir(args.ratings):
+        raise CliError(f"{args.ratings}: is a folder, expected the ratings file (u.data, ratings.dat or a RecBole "
+                       ".inter file)")  # fmt: skip
     if not os.path.isfile(args.ratings):
         raise CliError(f"{args.ratings}: no such file. " + " ".join(MOVIELENS_HELP.split()))
     if not args.session_gap > 0:

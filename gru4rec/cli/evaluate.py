@@ -174,6 +174,15 @@ def require_predictions(result: dict, test_path: str) -> None:
         )
 
 
+def _check_output(path, option: str) -> None:
+    """An output path (``--json``, export's ``--out``) must not land on a run folder or one of a run's own files
+    (``gru4rec.run_folder.refuse_run_output``); checked before any work, and again under the run's lock."""
+    if path:
+        from gru4rec.run_folder import refuse_run_output
+
+        refuse_run_output(path, option)
+
+
 def _check_k(k: int) -> None:
     if k < 1:
         raise CliError(f"-k: must be an integer >= 1; got {k}")
@@ -190,6 +199,7 @@ def _report(result: dict, args: argparse.Namespace, seconds: float, **settings) 
         from gru4rec.run_folder import lock_if_run
 
         with lock_if_run(args.json):  # a write into a run folder holds its lock
+            _check_output(args.json, "--json")
             write_metrics(result, args.json, seconds=round(seconds, 3), **settings)
         print(f"metrics written to {args.json}")
 
@@ -198,6 +208,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from gru4rec.evaluate import GRU4RecScorer
     from gru4rec.session_data import SessionData
 
+    _check_output(args.json, "--json")
     run = _load_run(args.model, args.epoch)
     test = SessionData.from_frame(_read_sessions(args.test, "test"), run.item_map)
     support = getattr(run, "item_support", None)
@@ -233,7 +244,8 @@ def _parse_params(pairs) -> dict:
 
 
 def _check_baseline_params(method: str, params: dict) -> None:
-    """Reject a ``--param`` name the baseline does not take, listing the ones it does (before any data is read)."""
+    """Reject a ``--param`` name the baseline does not take, listing the ones it does, and a value it does not take
+    (before any data is read)."""
     import inspect
 
     from gru4rec.baselines import BASELINES
@@ -245,11 +257,16 @@ def _check_baseline_params(method: str, params: dict) -> None:
         if name not in valid:
             listed = ", ".join(f"{n}={signature.parameters[n].default!r}" for n in valid) or "none"
             raise CliError(f"--param {name}: not a parameter of baseline {method!r}; its parameters: {listed}")
+    try:  # the values too (types, ranges, NaN/inf), still before any data is read
+        BASELINES[method](**params)
+    except ValueError as error:
+        raise CliError(f"--param {error}") from None
 
 
 def run_baseline(args: argparse.Namespace) -> int:
     params = _parse_params(args.param)
     _check_baseline_params(args.method, params)
+    _check_output(args.json, "--json")
     from gru4rec.baselines import make_baseline
     from gru4rec.session_data import SessionData
 
@@ -290,6 +307,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     items = _parse_items(args.items)
     _check_k(args.k)
     _check_run(args.model)
+    _check_output(args.json, "--json")
     from gru4rec.recommend import EmptySessionError, Recommender  # TensorFlow: only once the arguments are checked
 
     rec = Recommender.from_run(args.model, epoch=args.epoch)
@@ -306,26 +324,32 @@ def run_recommend(args: argparse.Namespace) -> int:
         import json
 
         from gru4rec.io import atomic_write
+        from gru4rec.run_folder import lock_if_run
 
-        with atomic_write(args.json) as handle:
-            json.dump(
-                {"items": items, "k": args.k, "n_unknown": result.n_unknown,
-                 "item_ids": result.item_ids.tolist(), "scores": result.scores.astype(float).tolist()},
-                handle, indent=2,
-            )  # fmt: skip
-            handle.write("\n")
+        payload = {"items": items, "k": args.k, "n_unknown": result.n_unknown,
+                   "item_ids": result.item_ids.tolist(), "scores": result.scores.astype(float).tolist()}  # fmt: skip
+        with lock_if_run(args.json):  # a write into a run folder holds its lock
+            _check_output(args.json, "--json")
+            with atomic_write(args.json) as handle:
+                json.dump(payload, handle, indent=2)
+                handle.write("\n")
     return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
     _check_k(args.k)
     _check_run(args.model)
+    if os.path.islink(os.path.normpath(args.out)):
+        raise CliError(f"--out {args.out}: is a symbolic link; an export replaces the folder it is given, never "
+                       "writing through a link: give the folder the link points to, or a new path")  # fmt: skip
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CliError(f"--out {args.out}: is a file, expected a folder for the SavedModel")
+    _check_output(args.out, "--out")
     from gru4rec.recommend import export_saved_model  # TensorFlow: only once the arguments are checked
     from gru4rec.run_folder import lock_if_run
 
     with lock_if_run(args.out):  # an export into a run folder holds its lock, like every writer into it
+        _check_output(args.out, "--out")
         out = export_saved_model(args.model, args.out, epoch=args.epoch, k=args.k)
     print(f"SavedModel written to {out} (signatures: serving_default, initial_state)")
     return 0

@@ -155,12 +155,22 @@ def _read(path: str, what: str, item_map=None):
     return SessionData.from_frame(read_sessions(path), item_map=item_map)
 
 
-def _evaluate_test(run_dir: Path, model, train_data, test_path: str) -> dict:
+def require_pairs(data, path: str, what: str) -> None:
+    """A CliError naming ``path`` when ``data`` has no (item, next item) pair to score (its metrics would be NaN)."""
+    if data.n_pairs == 0:
+        dropped = getattr(data, "n_dropped_unknown", 0)
+        raise CliError(f"{path}: no {what} event can be scored: no session has two events of items in the training "
+                       f"data ({dropped} events of unknown items dropped)")  # fmt: skip
+
+
+def _evaluate_test(run_dir: Path, model, train_data, test_path: str, test=None) -> dict:
+    """Evaluate ``model`` on ``test`` (read from ``test_path`` unless given, read before training by the caller)."""
     from gru4rec.cli.evaluate import require_predictions
     from gru4rec.evaluate import GRU4RecScorer, evaluate, format_table, write_metrics
     from gru4rec.run_folder import lock_if_run
 
-    test = _read(test_path, "test", item_map=train_data.item_map)
+    if test is None:
+        test = _read(test_path, "test", item_map=train_data.item_map)
     scorer = GRU4RecScorer(model, item_map=train_data.item_map, item_support=train_data.item_counts)
     result = evaluate(scorer, test)
     require_predictions(result, test_path)
@@ -213,21 +223,34 @@ def run_train(args: argparse.Namespace) -> int:
     single_threaded_ops_on_cpu(config)  # before TensorFlow's runtime starts (see gru4rec.train)
     train_data = _read(args.train, "training")
     valid = _read(args.valid, "validation", item_map=train_data.item_map) if args.valid else None
-    if args.test:
-        _check_file(args.test, "test")
+    if valid is not None:
+        require_pairs(valid, args.valid, "validation")
+    test = None
+    if args.test:  # read and checked before training, not after it
+        test = _read(args.test, "test", item_map=train_data.item_map)
+        require_pairs(test, args.test, "test")
     print(f"training on {train_data.n_events} events, {train_data.n_sessions} sessions, {train_data.n_items} items")
     report = _console_callback(config)
     result = train(config, train_data, args.out, valid_data=valid, resume=args.resume, progress=not args.no_progress,
                    callbacks=[report])  # fmt: skip
     losses = ", ".join(f"{x:.4f}" for x in result.epoch_losses)
-    print(f"done: {result.epochs_done} epochs, {result.steps} steps, {result.events_per_s:,.0f} events/s on "
+    print(f"done: {result.epochs_done} epochs, {result.steps} steps, {_speed(result)} on "
           f"{result.device or 'the default device'}; epoch losses: {losses}")  # fmt: skip
     print(f"run folder: {result.run_dir}")
     if report.watch.diverging:
         print(f"warning: {report.watch.message}", file=sys.stderr)
     if args.test:
-        _evaluate_test(Path(args.out), result.model, train_data, args.test)
+        _evaluate_test(Path(args.out), result.model, train_data, args.test, test=test)
     return 0
+
+
+def _speed(result) -> str:
+    """``12,345 events/s``, or what happened when this call trained nothing (a resume of a finished run)."""
+    import math
+
+    if math.isfinite(result.events_per_s):
+        return f"{result.events_per_s:,.0f} events/s"
+    return "nothing left to train (the run had all its epochs)"
 
 
 # ------------------------------------------------------------------------------------------------ gru4rec seed
@@ -289,7 +312,7 @@ def run_seed(args: argparse.Namespace) -> int:
                        max_steps=args.max_steps, replace=True)  # fmt: skip
         if report.watch.diverging:
             print(f"warning: {report.watch.message}", file=sys.stderr)
-        print(f"trained {result.epochs_done} epochs ({result.steps} steps, {result.events_per_s:,.0f} events/s); "
+        print(f"trained {result.epochs_done} epochs ({result.steps} steps, {_speed(result)}); "
               f"checkpoints in {run_dir / 'checkpoints'}")  # fmt: skip
         return 0
     from gru4rec.cli.evaluate import require_predictions

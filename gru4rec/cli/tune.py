@@ -62,7 +62,7 @@ def base_config(args: argparse.Namespace):
 
 
 def run_tune(args: argparse.Namespace) -> int:
-    from gru4rec.cli.train import _evaluate_test, _read
+    from gru4rec.cli.train import _evaluate_test, _read, require_pairs
     from gru4rec.train import single_threaded_ops_on_cpu, train
     from gru4rec.tune import check_metric, read_space, space_path, tune
 
@@ -76,6 +76,10 @@ def run_tune(args: argparse.Namespace) -> int:
     single_threaded_ops_on_cpu(base)  # before TensorFlow's runtime starts (see gru4rec.train)
     train_data = _read(args.train, "training")
     valid = _read(args.valid, "validation", item_map=train_data.item_map)
+    require_pairs(valid, args.valid, "validation")
+    final = _read(args.final_train, "training") if args.test and args.final_train else train_data
+    if args.test:  # read and checked before the search, not after it
+        require_pairs(_read(args.test, "test", item_map=final.item_map), args.test, "test")
     print(f"searching {', '.join(p.name for p in space)} on {train_data.n_events} training events; "
           f"{args.metric} on {valid.n_pairs} validation predictions")  # fmt: skip
     result = tune(train_data, valid, space, args.out, base=base, n_trials=args.trials, metric=args.metric,
@@ -85,7 +89,6 @@ def run_tune(args: argparse.Namespace) -> int:
     out = Path(args.out)
     print(f"best parameters: {out / 'best_params.json'} (gru4rec train --params {out / 'best_params.json'} ...)")
     if args.test:
-        final = _read(args.final_train, "training") if args.final_train else train_data
         run_dir = out / "best_run"
         shutil.rmtree(run_dir, ignore_errors=True)
         trained = train(result.best_config, final, run_dir, progress=not args.no_progress)

@@ -27,6 +27,7 @@ __all__ = [
     "epoch_steps",
     "first_sessions",
     "sessions_for_steps",
+    "pairs_in_order",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -68,13 +69,15 @@ def summarize_log(frame: pd.DataFrame, batch_size: Optional[int] = None) -> dict
     return summary
 
 
-def epoch_steps(pairs_per_session: np.ndarray, batch_size: int, n_sample: int = 0) -> int:
+def epoch_steps(pairs_per_session: np.ndarray, batch_size: int, n_sample: int = 0,
+                end: str = "all_sessions") -> int:  # fmt: skip
     """Mini-batch steps of one training epoch over sessions with these pair counts (length - 1), in this order.
 
     Session-parallel lanes stay busy from step 0 until their last session ends, so the number of busy lanes at step
     ``t`` is the number of lanes whose last session ends after ``t``. The epoch runs until the last lane ends, except
     that with ``n_sample == 0`` (negatives = the other lanes' targets) the trainer stops at the first step with fewer
-    than two busy lanes, i.e. at the second-latest lane end (``gru4rec.train.plan_epoch``).
+    than two busy lanes, i.e. at the second-latest lane end (``gru4rec.train.plan_epoch``). With
+    ``end="first_unfilled_lane"`` (the seed's loop, ``Config.epoch_end``) it stops at the earliest lane end.
     """
     pairs = np.asarray(pairs_per_session, dtype=np.int64)
     if len(pairs) == 0:
@@ -82,9 +85,17 @@ def epoch_steps(pairs_per_session: np.ndarray, batch_size: int, n_sample: int = 
     lane, start = assign_lanes(pairs, batch_size)
     lane_end = np.zeros(batch_size, dtype=np.int64)
     np.maximum.at(lane_end, lane, start + pairs)
+    if end == "first_unfilled_lane":
+        return int(lane_end.min())
     if n_sample > 0 or batch_size < 2:
         return int(lane_end.max())
     return int(np.sort(lane_end)[-2])
+
+
+def pairs_in_order(data: SessionData, order: str = "time") -> np.ndarray:
+    """Pairs per session (length - 1) in the order the sessions enter the lanes (``Config.session_order``)."""
+    pairs = data.session_lengths - 1
+    return pairs[np.argsort(data.session_ids, kind="stable")] if order == "session_id" else pairs
 
 
 def first_sessions(data: SessionData, n_sessions: int) -> SessionData:
@@ -100,17 +111,22 @@ def first_sessions(data: SessionData, n_sessions: int) -> SessionData:
     )
 
 
-def sessions_for_steps(data: SessionData, steps: int, batch_size: int, n_sample: int = 0) -> SessionData:
+def sessions_for_steps(data: SessionData, steps: int, batch_size: int, n_sample: int = 0, order: str = "time",
+                       end: str = "all_sessions") -> SessionData:  # fmt: skip
     """The shortest prefix of ``data``'s sessions whose training epoch has at least ``steps`` steps (see
-    :func:`epoch_steps`); all of ``data`` when even that is shorter. The seed trained on a slice of RSC15 with about
-    3,000 steps of batch 50 per epoch; this cuts the kit's data to the same epoch length."""
-    pairs = data.session_lengths - 1
-    if epoch_steps(pairs, batch_size, n_sample) <= steps:
+    :func:`epoch_steps`; ``order`` and ``end`` as ``Config.session_order`` / ``Config.epoch_end``); all of ``data``
+    when even that is shorter. The seed trained on a slice of RSC15 with about 3,000 steps of batch 50 per epoch; this
+    cuts the kit's data to the same epoch length."""
+
+    def length(n: int) -> int:
+        return epoch_steps(pairs_in_order(first_sessions(data, n), order), batch_size, n_sample, end)
+
+    if length(data.n_sessions) <= steps:
         return data
-    lo, hi = 1, data.n_sessions  # epoch_steps(pairs[:hi]) > steps; find the smallest n with >= steps
+    lo, hi = 1, data.n_sessions  # length(hi) > steps; find the smallest n with >= steps
     while lo < hi:
         mid = (lo + hi) // 2
-        if epoch_steps(pairs[:mid], batch_size, n_sample) >= steps:
+        if length(mid) >= steps:
             hi = mid
         else:
             lo = mid + 1

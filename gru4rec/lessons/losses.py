@@ -5,10 +5,10 @@ are a fixed standard-normal draw times ``score_std``, the target placed so that 
 above it), runs the package's own loss (:func:`gru4rec.losses.row_losses`) on it under ``tf.GradientTape`` and returns
 the size of the gradient on the target's score. No training: the whole figure takes seconds.
 
-The kit's BPR and TOP1 are, as in the official Theano code, averages over the columns (``gru4rec.losses``), the form
-that Hidasi & Karatzoglou (CIKM 2018, section 3.1) analyse: an average of terms that vanish for every negative scored
-well below the target, while BPR-max and TOP1-max weight the negatives by a softmax over their scores and so keep the
-gradient of the few that still compete.
+The kit's BPR and TOP1 are averages over the columns (``gru4rec.losses``; BPR as the 2018 Theano code, the current
+Theano code sums BPR over the columns), the form that Hidasi & Karatzoglou (CIKM 2018, section 3.1) analyse: an
+average of terms that vanish for every negative scored well below the target, while BPR-max and TOP1-max weight the
+negatives by a softmax over their scores and so keep the gradient of the few that still compete.
 
 :func:`run_sweep` trains and evaluates a list of configurations on the same data (``gru4rec.train.train``,
 ``gru4rec.evaluate.evaluate``) for the trained sweeps of the notebook.

@@ -1,12 +1,13 @@
 """From the seed to the official GRU4Rec, one change at a time (notebook 06; the playground can reuse the steps).
 
 :data:`STEPS` starts from the seed exactly as it ran (``Config.preset("seed")``: in-batch negatives only, a separate
-input embedding, Adam with a staircase decay, dropout 0.5, and its optimistic evaluation: ``rank < 20`` with ties as
-hits) and changes one thing per step until it reaches the official RSC15-best configuration as the official TF code
-runs it, then the official PyTorch code's GRU (reset gate after the recurrent product), then the kit's departure
-that raises accuracy, a weight average: ``Config.preset("official")``, the kit's default. Each step is a
-:class:`Step`: a name, the Config overrides it adds to the previous step, and the evaluation it is measured with.
-:func:`run_waterfall` trains and evaluates every step on the same data with the same seed
+input embedding, Adam with a staircase decay and TF1's dense moments, dropout 0.5 on the output only, TF1 GRUCell's
+initial weights, sessions in SessionId order, the epoch cut at the first lane it cannot refill, and its optimistic
+evaluation: ``rank < 20`` with ties as hits) and changes one thing per step until it reaches the official RSC15-best
+configuration as the official TF code runs it, then the official PyTorch code's GRU (reset gate after the recurrent
+product), then the kit's departure that raises accuracy, a weight average: ``Config.preset("official")``, the kit's
+default. Each step is a :class:`Step`: a name, the Config overrides it adds to the previous step, and the evaluation
+it is measured with. :func:`run_waterfall` trains and evaluates every step on the same data with the same seed
 (``gru4rec.train.train``, ``gru4rec.evaluate.evaluate``)."""
 
 from __future__ import annotations
@@ -40,20 +41,31 @@ def _frozen(**values: Any) -> Mapping[str, Any]:
 
 STEPS: tuple = (
     Step("the seed as it ran", _frozen(), "seed",
-         "Config.preset('seed'): in-batch negatives, separate embedding, Adam 0.001 ×0.96 staircase, dropout 0.5; "
-         "hits counted as rank < K with ties as hits"),
+         "Config.preset('seed'): in-batch negatives, separate embedding, Adam 0.001 ×0.96 staircase (dense moments, "
+         "as TF1), dropout 0.5 on the output only, TF1 GRUCell's initial weights, sessions in SessionId order, the "
+         "epoch cut at the first lane it cannot refill; hits counted as rank < K with ties as hits"),
     Step("honest evaluation", _frozen(), "conservative",
          "the same model counted with rank ≤ K and ties against the model (the official evaluation)"),
+    Step("+ the official codes' epoch", _frozen(session_order="time", epoch_end="all_sessions"), "conservative",
+         "sessions in the order of their first event, every session played to its end (the seed sorted by "
+         "SessionId and stopped at the first lane it could not refill)"),
+    Step("+ the official GRU initialisation", _frozen(gru_init="per_block"), "conservative",
+         "each gate block uniform ±sqrt(6 / (fan_in + fan_out)) on its own shape, biases 0 (TF1's GRUCell: glorot "
+         "over [input; state], gate bias 1)"),
     Step("+ 2048 popularity-sampled negatives", _frozen(n_sample=2048, sample_alpha=0.5), "conservative",
          "extra negatives drawn by popularity^0.5, shared by the mini-batch (CIKM 2018, section 3.2)"),
     Step("+ logQ correction", _frozen(logq=1.0), "conservative",
          "subtract log Q(j) from each negative's score: the sampled softmax's bias correction"),
     Step("+ shared embedding", _frozen(constrained_embedding=True, embedding=0), "conservative",
          "the input embedding is the output weight matrix (official constrained_embedding)"),
-    Step("+ Adagrad with momentum, lr 0.2", _frozen(optimizer="adagrad", learning_rate=0.2, momentum=0.2, decay=1.0),
-         "conservative", "the official optimiser at the official RSC15 learning rate, no schedule"),
-    Step("+ official dropout", _frozen(dropout_p_hidden=0.4, dropout_p_embed=0.0), "conservative",
-         "dropout 0.4 on the hidden state (the seed dropped half)"),
+    Step("+ Adagrad with momentum, lr 0.2",
+         _frozen(optimizer="adagrad", learning_rate=0.2, momentum=0.2, decay=1.0, lazy_adam=True), "conservative",
+         "the official optimiser at the official RSC15 learning rate, no schedule, touched rows only "
+         "(lazy_adam is Adam's switch: no effect on Adagrad)"),
+    Step("+ official dropout", _frozen(dropout_p_hidden=0.4, dropout_p_embed=0.0, dropout_on_state=True),
+         "conservative",
+         "dropout 0.4 on the hidden layer's output, which is also the state carried to the next step (the seed "
+         "dropped half of the output and carried the undropped state)"),
     Step("+ official mini-batch (32)", _frozen(batch_size=32, bpreg=0.0), "conservative",
          "batch 32 instead of the seed's 50: now the official RSC15 parameter file as the official TF code runs it "
          "(bpreg only matters for BPR-max)"),
