@@ -238,3 +238,47 @@ def test_07_losses_and_negative_sampling(out_dir: Path) -> None:
     tune = results["tune"]
     assert tune["n_finished"] == params["TUNE_TRIALS"]
     assert tune["best_value"] == pytest.approx(max(tune["values"]))
+
+
+@pytest.mark.slow
+def test_08_evaluation_flaws(out_dir: Path) -> None:
+    from gru4rec.baselines import BASELINES
+    from gru4rec.lessons.evaluation_flaws import CORE_MODELS, OPTIONAL_MODELS
+
+    name = "08_evaluation_flaws.ipynb"
+    results = run(name, out_dir)
+    k, honest = results["k"], results["honest"]
+    assert set(CORE_MODELS) <= set(results["models"])
+    assert results["skipped_models"] == [m for m in OPTIONAL_MODELS if m not in BASELINES]
+    for model, metrics in honest.items():
+        check_metrics(metrics, f"honest {model}")
+    assert honest["gru4rec"][f"recall@{k}"] > honest["pop"][f"recall@{k}"]
+    flaws = {record["flaw"]: record for record in results["flaws"]}
+    assert len(flaws) == 7
+    for record in results["flaws"]:
+        assert [row["model"] for row in record["rows"]] == results["models"], record["flaw"]
+        for row in record["rows"]:
+            assert row[f"honest recall@{k}"] == pytest.approx(honest[row["model"]][f"recall@{k}"])
+            check_metrics({"recall@20": row[f"flawed recall@{k}"], "mrr@20": row[f"flawed mrr@{k}"]}, record["flaw"])
+        for key in ("recall", "mrr"):
+            verdict = record[key]
+            assert verdict["order_changes"] == bool(verdict["swapped"])
+            if verdict["honest_order"] != verdict["flawed_order"]:  # only ties can reorder without a swap
+                assert verdict["order_changes"] or verdict["tied"], record["flaw"]
+    # a target ranked among a subset of the items can only rank higher: sampled numbers never fall below honest ones
+    for sampling in ("uniform", "popularity"):
+        for row in flaws[f"sampled metrics ({sampling}, N={results['sampled_n']})"]["rows"]:
+            assert row[f"flawed recall@{k}"] >= row[f"honest recall@{k}"] - 1e-12, (sampling, row["model"])
+            assert row[f"flawed mrr@{k}"] >= row[f"honest mrr@{k}"] - 1e-12, (sampling, row["model"])
+    sweep = results["sampled_sweep"]
+    expected_sizes = sorted(set(smoke_parameters(name)["SAMPLED_SWEEP"]) | {results["sampled_n"]})
+    for model in results["models"]:
+        for sampling in ("uniform", "popularity"):
+            points = sorted((r["n_negatives"], r[f"recall@{k}"]) for r in sweep
+                            if r["model"] == model and r["sampling"] == sampling)  # fmt: skip
+            assert [n for n, _ in points] == expected_sizes
+            recalls = [r for _, r in points]
+            assert recalls == sorted(recalls, reverse=True), "more negatives can only lower a sampled recall"
+    sizes = results["test_sizes"]
+    assert 0 < sizes["long sessions dropped"] < sizes["time split"] and 0 < sizes["k-core"] < sizes["time split"]
+    assert sizes["shuffled"] == sizes["time split"], "shuffling keeps every test event"

@@ -30,6 +30,46 @@ def _add_eval_options(parser: argparse.ArgumentParser) -> None:
         help="sessions evaluated side by side (speed only; default 512)",
     )  # fmt: skip
     parser.add_argument("--json", metavar="OUT", help="write the metrics and settings to this JSON file")
+    _add_sampled_options(parser)
+
+
+def _add_sampled_options(parser: argparse.ArgumentParser) -> None:
+    """``--sampled N``: the biased protocol of papers that rank the target among N sampled negatives only."""
+    from gru4rec.sampled_eval import SAMPLINGS
+
+    parser.add_argument(
+        "--sampled", type=int, metavar="N",
+        help="BIASED, to reproduce papers that use sampled metrics: rank the target among N sampled negatives "
+        "instead of every item (e.g. 100); the metrics file records the protocol",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sampling", choices=SAMPLINGS, default="uniform",
+        help="with --sampled: negatives drawn uniformly or in proportion to their training support (default uniform)",
+    )  # fmt: skip
+    parser.add_argument("--sampling-seed", type=int, default=0, metavar="S", help="with --sampled: seed of the draw")
+
+
+def _run_protocol(scorer, test, args: argparse.Namespace, honest_command: str, item_support=None) -> dict:
+    """The honest evaluation, or with ``--sampled`` the sampled one after a one-line warning on stderr."""
+    from gru4rec.evaluate import evaluate
+
+    if args.sampled is None:
+        return evaluate(scorer, test, cutoffs=args.cutoffs, tie_mode=args.tie_mode, batch_size=args.batch_size)
+    from gru4rec.sampled_eval import biased_warning, evaluate_sampled
+
+    if args.sampled < 1 or args.sampled >= test.n_items:
+        raise CliError(f"--sampled {args.sampled}: expected a number of negatives in 1 .. {test.n_items - 1} "
+                       f"(the catalogue has {test.n_items} items)")
+    if args.sampling == "popularity" and item_support is None:
+        raise CliError("--sampling popularity: the training support of the items is unknown (the run folder has no "
+                       "item_support.npy); pass the training sessions with --train PATH")
+    print(biased_warning(args.sampled, args.sampling, honest_command), file=sys.stderr)
+    try:
+        return evaluate_sampled(scorer, test, args.sampled, args.sampling, seed=args.sampling_seed,
+                                cutoffs=args.cutoffs, tie_mode=args.tie_mode, batch_size=args.batch_size,
+                                item_support=item_support)
+    except ValueError as error:  # e.g. too few items with training support for popularity sampling
+        raise CliError(f"--sampled {args.sampled} --sampling {args.sampling}: {error}") from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -165,7 +205,7 @@ def _report(result: dict, args: argparse.Namespace, seconds: float, **settings) 
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from gru4rec.evaluate import GRU4RecScorer, evaluate
+    from gru4rec.evaluate import GRU4RecScorer
     from gru4rec.session_data import SessionData
 
     _check_output(args.json, "--json")
@@ -176,7 +216,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         support = SessionData.from_frame(_read_sessions(args.train, "training"), run.item_map).item_counts
     scorer = GRU4RecScorer(run.model, item_map=run.item_map, item_support=support)
     start = time.perf_counter()
-    result = evaluate(scorer, test, cutoffs=args.cutoffs, tie_mode=args.tie_mode, batch_size=args.batch_size)
+    result = _run_protocol(scorer, test, args, f"gru4rec evaluate --model {args.model} --test {args.test}", support)
     seconds = time.perf_counter() - start
     _report(result, args, seconds, model=os.path.abspath(args.model), epoch=getattr(run, "epoch", args.epoch),
             test=os.path.abspath(args.test))
@@ -228,7 +268,6 @@ def run_baseline(args: argparse.Namespace) -> int:
     _check_baseline_params(args.method, params)
     _check_output(args.json, "--json")
     from gru4rec.baselines import make_baseline
-    from gru4rec.evaluate import evaluate
     from gru4rec.session_data import SessionData
 
     train = SessionData.from_frame(_read_sessions(args.train, "training"))
@@ -239,7 +278,8 @@ def run_baseline(args: argparse.Namespace) -> int:
     except TypeError as error:  # an unknown parameter name
         raise CliError(f"--param: {error}") from None
     fitted = time.perf_counter()
-    result = evaluate(scorer, test, cutoffs=args.cutoffs, tie_mode=args.tie_mode, batch_size=args.batch_size)
+    honest = f"gru4rec baseline --method {args.method} --train {args.train} --test {args.test}"
+    result = _run_protocol(scorer, test, args, honest, train.item_counts)
     seconds = time.perf_counter() - fitted
     print(f"{scorer!r} fitted in {fitted - start:.1f} s")
     _report(result, args, seconds, method=args.method, params=scorer.params(), train=os.path.abspath(args.train),
