@@ -40,7 +40,7 @@ class SequentialRules(_Baseline):
 
     name = "sr"
 
-    def __init__(self, steps: int = 20, weighting: str = "quadratic", pruning: float = 20, normalize: bool = True):
+    def __init__(self, steps: int = 20, weighting: str = "quadratic", pruning: float = 20.0, normalize: bool = True):
         if int(steps) != steps or steps < 1:
             raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
         if pruning < 0:

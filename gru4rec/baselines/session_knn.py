@@ -104,19 +104,20 @@ class _SessionKNN(_Baseline):
             values = self._contributions(prefix, lane, sim, pair, entry, item, in_prefix)
         finally:
             positions[prefix.lane, prefix.item] = 0
-        cell = lane[pair] * self.n_items + item
+        pair_lane = lane[pair]
         if not getattr(self, "remind", True):
-            cell, values = cell[in_prefix == 0], values[in_prefix == 0]
+            outside = in_prefix == 0
+            pair_lane, item, values = pair_lane[outside], item[outside], values[outside]
+        cell = pair_lane * self.n_items + item
         flat = self._out.reshape(-1)
         flat[self._written] = 0.0
         np.add.at(flat, cell, values)  # in neighbour order, as session-rec's dictionary updates
         self._written = cell
-        if self.normalize and len(cell):
-            cell_lane = cell // self.n_items
-            top = np.zeros(batch)
-            np.maximum.at(top, cell_lane, flat[cell])
-            scale = top[cell_lane]
-            flat[cell] = np.where(scale > 0, flat[cell] / np.where(scale > 0, scale, 1.0), flat[cell])
+        if self.normalize and len(cell):  # each row divided by its maximum (pair_lane is non-decreasing)
+            summed = flat[cell]
+            starts = np.flatnonzero(np.diff(pair_lane, prepend=-1))
+            top = np.repeat(np.maximum.reduceat(summed, starts), np.diff(np.append(starts, len(cell))))
+            flat[cell] = np.divide(summed, top, out=summed.copy(), where=top > 0)
         return self._out[:batch], state
 
     # --- the recipe's parts -----------------------------------------------------------------------------------
@@ -241,7 +242,7 @@ class VSKNN(_SessionKNN):
         sample_size: int = 5000,
         weighting: str = "quadratic",
         weighting_score: str = "div",
-        idf_weighting: float = 5,
+        idf_weighting: float = 5.0,
         similarity: str = "vec",
         remind: bool = True,
         normalize: bool = True,
@@ -311,7 +312,7 @@ class STAN(_SessionKNN):
         k: int = 500,
         sample_size: int = 5000,
         lambda_spw: float = 1.02,
-        lambda_snh: float = 5,
+        lambda_snh: float = 5.0,
         lambda_inh: float = 2.05,
         remind: bool = True,
     ):
