@@ -27,6 +27,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 DEFAULTS = {  # session-rec's conf/example_next.yml (sr, sknn, vsknn); STAN: its class defaults with k=500
@@ -139,6 +140,9 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", nargs="+", default=["vsknn"], choices=list(DEFAULTS))
     parser.add_argument("--train", metavar="PATH", help="training sessions (default: the small preset's train_full)")
     parser.add_argument("--test", metavar="PATH", help="test sessions (default: the small preset's test)")
+    parser.add_argument("--test-every", type=int, default=1, metavar="N",
+                        help="only every N-th test session (by SessionId), written to a temporary file that both "
+                        "codes read (session-rec's loop needs about 0.1-0.2 s a prediction on long sessions)")
     parser.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     parser.add_argument("--part", choices=["reference"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -154,6 +158,28 @@ def main(argv=None) -> int:
 
         files = ensure_preset("small")
         args.train, args.test = str(files.train_full), str(files.test)
+    if args.test_every < 1:
+        raise SystemExit(f"--test-every must be >= 1, got {args.test_every}")
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.test_every > 1:
+            args.test = _every_nth_session(args.test, args.test_every, scratch)
+        return _compare(args)
+
+
+def _every_nth_session(path: str, every: int, folder: str) -> str:
+    """A copy of the test file with only every ``every``-th session (sessions ordered by SessionId)."""
+    import numpy as np
+    import pandas as pd
+
+    test = pd.read_csv(path, sep="\t")
+    kept = np.sort(test.SessionId.unique())[::every]
+    out = os.path.join(folder, f"test_every_{every}.txt")
+    test[test.SessionId.isin(kept)].to_csv(out, sep="\t", index=False)
+    print(f"test: every {every}th session of {path}: {len(kept)} sessions")
+    return out
+
+
+def _compare(args: argparse.Namespace) -> int:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from machine import describe, machine_line
 
@@ -179,8 +205,8 @@ def main(argv=None) -> int:
     if args.json:
         tmp = f"{args.json}.tmp-{os.getpid()}"
         with open(tmp, "w") as handle:
-            json.dump({"train": args.train, "test": args.test, "machine": describe(), "methods": rows}, handle,
-                      indent=2)  # fmt: skip
+            json.dump({"train": args.train, "test": args.test, "test_every": args.test_every, "machine": describe(),
+                       "methods": rows}, handle, indent=2)  # fmt: skip
         os.replace(tmp, args.json)
     return 0
 
