@@ -1,5 +1,5 @@
 """Accuracy report: the kit (both GRU variants) and the official GRU4Rec codes on the same data, in one run (not a
-test), next to the paper's baselines and the ceiling.
+test), next to the baselines and the ceiling.
 
     python benchmarks/accuracy_report.py --preset small --epochs 3 10 \\
         --official-tf PATH/TO/GRU4Rec_Tensorflow_Official --official-pytorch PATH/TO/GRU4Rec_PyTorch_Official \\
@@ -12,7 +12,8 @@ epoch count on the preset's ``train_full`` split; the checkpoints of the request
 (all items, conservative ties). Each official code is given the same parameters (``benchmarks/official_runs.py``:
 its own ``run.py``, unchanged, in a child process) and trained once per epoch count (its ``run.py`` evaluates only
 at the end), evaluated by its own ``batch_eval`` with conservative ties on the same ``test`` file. POP, S-POP,
-item-kNN and Markov go through the kit's evaluator, and the ceiling is the Recall@K / MRR@K of the Bayes-optimal
+item-kNN, Markov and session-rec's SR, SKNN, V-SKNN and STAN (default parameters, ``docs/baselines.md``) go through
+the kit's evaluator, and the ceiling is the Recall@K / MRR@K of the Bayes-optimal
 predictor of the generating process (recorded with the preset by ``gru4rec synth``).
 
 Epoch time: the mean seconds of a training epoch (the kit's ``train.jsonl``; the official codes' ``EpochN`` lines).
@@ -226,7 +227,8 @@ def main() -> None:
     parser.add_argument("--reuse-official-logs", action="store_true",
                         help="take an official run from its log in the run folder when that log is complete, and "
                         "wait for one that a running process is still writing, instead of starting it again")
-    parser.add_argument("--no-baselines", action="store_true", help="skip POP, S-POP, item-kNN and Markov")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="skip the baselines (POP, S-POP, item-kNN, Markov, SR, SKNN, V-SKNN, STAN)")
     parser.add_argument("--json", metavar="OUT", help="also write the table as JSON")
     args = parser.parse_args()
     if args.jobs < 0:

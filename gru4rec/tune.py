@@ -77,8 +77,9 @@ def tidy(params: Mapping[str, Any]) -> dict:
     return {name: round(value, 12) if isinstance(value, float) else value for name, value in params.items()}
 
 
-def parse_parameter(obj: Any, where: str) -> Parameter:
-    """A :class:`Parameter` from one decoded line; ``where`` (``file:line``) prefixes every error."""
+def parse_parameter(obj: Any, where: str, names: Sequence[str] = FIELD_NAMES) -> Parameter:
+    """A :class:`Parameter` from one decoded line; ``where`` (``file:line``) prefixes every error; ``names``: the
+    hyperparameters it may name (default: the Config fields)."""
     if not isinstance(obj, dict):
         raise SpaceError(f"{where}: expected a JSON object with name, dtype, values; got {type(obj).__name__}")
     unknown = sorted(set(obj) - {"name", "dtype", "values", "step", "log"})
@@ -88,8 +89,8 @@ def parse_parameter(obj: Any, where: str) -> Parameter:
         if key not in obj:
             raise SpaceError(f"{where}: missing key {key!r}")
     name, dtype, values = obj["name"], obj["dtype"], obj["values"]
-    if name not in FIELD_NAMES:
-        raise SpaceError(f"{where}: name {name!r} is not a hyperparameter; known names: {', '.join(FIELD_NAMES)}")
+    if name not in names:
+        raise SpaceError(f"{where}: name {name!r} is not a hyperparameter; known names: {', '.join(names)}")
     if dtype not in DTYPES:
         raise SpaceError(f"{where}: dtype {dtype!r} of {name!r}; allowed: {', '.join(DTYPES)}")
     if not isinstance(values, list) or not values:
@@ -117,8 +118,9 @@ def parse_parameter(obj: Any, where: str) -> Parameter:
     return Parameter(name, dtype, tuple(values), step, log)
 
 
-def read_space(path: Union[str, Path]) -> list:
-    """The parameters of an official space file (one JSON object a line; blank lines are skipped)."""
+def read_space(path: Union[str, Path], names: Sequence[str] = FIELD_NAMES) -> list:
+    """The parameters of an official space file (one JSON object a line; blank lines are skipped); ``names``: the
+    hyperparameters it may name (default: the Config fields)."""
     path = Path(path)
     if not path.is_file():
         raise SpaceError(f"{path}: no such parameter-space file")
@@ -131,7 +133,7 @@ def read_space(path: Union[str, Path]) -> list:
             obj = json.loads(line)
         except json.JSONDecodeError as error:
             raise SpaceError(f"{where}:{error.colno}: not a JSON object: {error.msg}") from None
-        parameter = parse_parameter(obj, where)
+        parameter = parse_parameter(obj, where, names)
         if any(p.name == parameter.name for p in space):
             raise SpaceError(f"{where}: {parameter.name!r} appears twice")
         space.append(parameter)

@@ -85,7 +85,8 @@ METHODS = ("BP", "BPTT")
 PLAYGROUND_PRESETS = ("tiny", "small")  # medium takes minutes to generate and to train: a parameter, not a button
 CUTOFFS = (1, 5, 10, 20)
 K = 20
-BASELINE_LABELS = {"pop": "POP", "spop": "S-POP", "itemknn": "item-kNN", "markov": "Markov"}
+BASELINE_LABELS = {"pop": "POP", "spop": "S-POP", "itemknn": "item-kNN", "markov": "Markov", "sr": "SR",
+                   "vsknn": "V-SKNN", "stan": "STAN"}
 CEILING_LABEL = "ceiling (Bayes-optimal)"
 CURVE_POINTS = 150  # about this many points on a run's loss curve
 CHUNK_STEPS = 64  # steps per tf.function call; the live curve is updated after every chunk

@@ -148,7 +148,7 @@ def test_03_bp_vs_bptt_training(out_dir: Path) -> None:
 def test_04_evaluation(out_dir: Path) -> None:
     results = run("04_evaluation.ipynb", out_dir)
     metrics = results["metrics"]
-    for label in ("gru4rec", "pop", "spop", "itemknn", "markov", "ceiling"):
+    for label in ("gru4rec", "pop", "spop", "itemknn", "markov", "sr", "sknn", "vsknn", "stan", "ceiling"):
         check_metrics(metrics[label], label)
     assert metrics["gru4rec"]["recall@20"] > metrics["pop"]["recall@20"]
     assert metrics["ceiling"]["recall@20"] >= metrics["pop"]["recall@20"]

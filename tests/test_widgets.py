@@ -184,7 +184,7 @@ def tiny() -> PlaygroundData:
 
 
 def test_load_playground_data(tiny: PlaygroundData) -> None:
-    assert set(tiny.baselines) == {"pop", "spop", "itemknn", "markov"}
+    assert set(tiny.baselines) == {"pop", "spop", "itemknn", "markov", "sr", "vsknn", "stan"}
     for metrics in [*tiny.baselines.values(), tiny.ceiling]:
         assert 0 <= metrics["mrr@20"] <= metrics["recall@20"] <= 1
     assert tiny.ceiling["recall@20"] >= tiny.baselines["pop"]["recall@20"]

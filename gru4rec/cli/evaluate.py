@@ -90,7 +90,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     baseline = subparsers.add_parser(
         "baseline",
-        help="evaluate a baseline of the GRU4Rec paper (POP, S-POP, item-kNN, Markov)",
+        help="evaluate a baseline: the GRU4Rec paper's (POP, S-POP, item-kNN, Markov) or session-rec's (SR, SKNN, "
+        "V-SKNN, STAN)",
         description="Fit a baseline on the training sessions and evaluate it exactly as a model.",
     )
     baseline.add_argument("--method", required=True, choices=list(BASELINES), help="which baseline")
@@ -99,7 +100,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     baseline.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE",
         help="a baseline parameter, e.g. n_sims=100, lmbd=20, alpha=0.5 (itemknn), window=1 (markov), "
-        "tie_breaker=false; repeatable",
+        "tie_breaker=false; steps=20, weighting=quadratic (sr); k=100, sample_size=500, similarity=cosine (sknn); "
+        "k=500, sample_size=5000, weighting=quadratic, weighting_score=div, idf_weighting=5 (vsknn); k=500, "
+        "sample_size=5000, lambda_spw=1.02, lambda_snh=5, lambda_inh=2.05 (stan); names and defaults as "
+        "rn5l/session-rec (docs/baselines.md); repeatable",
     )  # fmt: skip
     baseline.set_defaults(func=run_baseline)
 
@@ -224,6 +228,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _parse_params(pairs) -> dict:
+    """``NAME=VALUE`` pairs as a dict; a value is a bool (true/false), an int, a float, or else kept as text."""
     params = {}
     for pair in pairs:
         if "=" not in pair:
@@ -239,13 +244,13 @@ def _parse_params(pairs) -> dict:
             try:
                 params[name] = float(value)
             except ValueError:
-                raise CliError(f"--param {name}: {value!r} is not a number or true/false") from None
+                params[name] = value
     return params
 
 
 def _check_baseline_params(method: str, params: dict) -> None:
-    """Reject a ``--param`` name the baseline does not take, listing the ones it does, and a value it does not take
-    (before any data is read)."""
+    """Reject a ``--param`` the baseline does not take, or a value of the wrong kind or range (before any data is
+    read): names are checked against the constructor, kinds against its defaults, values by constructing it."""
     import inspect
 
     from gru4rec.baselines import BASELINES
@@ -253,14 +258,40 @@ def _check_baseline_params(method: str, params: dict) -> None:
     signature = inspect.signature(BASELINES[method].__init__)
     named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     valid = [name for name, p in signature.parameters.items() if name != "self" and p.kind in named]
-    for name in params:
+    for name, value in params.items():
         if name not in valid:
             listed = ", ".join(f"{n}={signature.parameters[n].default!r}" for n in valid) or "none"
             raise CliError(f"--param {name}: not a parameter of baseline {method!r}; its parameters: {listed}")
-    try:  # the values too (types, ranges, NaN/inf), still before any data is read
+        default = signature.parameters[name].default
+        expected = _kind_of(default)
+        if expected and not _is_kind(value, expected):
+            raise CliError(f"--param {name}={value}: expected {expected} (default {default!r})")
+    try:
         BASELINES[method](**params)
-    except ValueError as error:
-        raise CliError(f"--param {error}") from None
+    except (ValueError, TypeError) as error:
+        raise CliError(f"--param: {error}") from None
+
+
+def _kind_of(default) -> str:
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, str):
+        return "a name"
+    return ""
+
+
+def _is_kind(value, expected: str) -> bool:
+    if expected == "true or false":
+        return isinstance(value, bool)
+    if expected == "an integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected == "a number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, str)
 
 
 def run_baseline(args: argparse.Namespace) -> int:

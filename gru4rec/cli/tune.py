@@ -24,10 +24,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     tune.add_argument("--train", required=True, metavar="PATH", help="training sessions of the trials (GRU4Rec TSV)")
     tune.add_argument("--valid", required=True, metavar="PATH", help="validation sessions the trials are scored on")
-    tune.add_argument("--space", required=True, metavar="SPACE",
+    tune.add_argument("--method", default="gru4rec", metavar="NAME",
+                      help="what to tune: gru4rec (default) or a baseline (sr, sknn, vsknn, stan, ...: each trial "
+                      "fits it with the trial's parameters and scores it on --valid; --fixed holds its fixed "
+                      "parameters; --preset, --params, --final-train are GRU4Rec's)")  # fmt: skip
+    tune.add_argument("--space", metavar="SPACE",
                       help="the parameter space: a file with one JSON object a line (name, dtype int/float/"
                       "categorical, values, step, log: the official paramspaces/ format), or xe / bpr-max for the "
-                      "official standard spaces shipped in gru4rec/resources/paramspaces/")  # fmt: skip
+                      "official standard spaces shipped in gru4rec/resources/paramspaces/; required for gru4rec; a "
+                      "baseline's default is session-rec's space for it, shipped there too")  # fmt: skip
     tune.add_argument("--trials", type=int, default=30, metavar="N", help="finished trials the study should have (30)")
     tune.add_argument("--metric", default="mrr@20", help="what to maximise on --valid: mrr@20 (default) or recall@20")
     tune.add_argument("--out", required=True, metavar="DIR", help="the study folder (created; reused to resume)")
@@ -69,6 +74,10 @@ def run_tune(args: argparse.Namespace) -> int:
     if args.trials < 1:
         raise CliError(f"--trials must be >= 1; got {args.trials}")
     check_metric(args.metric)
+    if args.method != "gru4rec":
+        return run_tune_baseline(args)
+    if args.space is None:
+        raise CliError("--space: required to tune gru4rec (xe, bpr-max or a space file)")
     space = read_space(space_path(args.space))
     base = base_config(args)
     if args.test and not os.path.isfile(args.test):
@@ -95,3 +104,51 @@ def run_tune(args: argparse.Namespace) -> int:
         print(f"the best configuration, trained on {args.final_train or args.train}, on {args.test}:")
         _evaluate_test(run_dir, trained.model, final, args.test)
     return 0
+
+
+def run_tune_baseline(args: argparse.Namespace) -> int:
+    """``gru4rec tune --method BASELINE``: its parameters searched on --valid (``gru4rec.tune_baselines``)."""
+    from gru4rec.baselines import BASELINES
+
+    if args.method not in BASELINES:
+        raise CliError(f"--method {args.method!r}: choose gru4rec or a baseline: {', '.join(BASELINES)}")
+    for flag, given in (("--params", args.params), ("--final-train", args.final_train)):
+        if given:
+            raise CliError(f"{flag}: only for --method gru4rec; a baseline's fixed parameters go in --fixed")
+    from gru4rec.cli.evaluate import _check_baseline_params, _parse_params
+    from gru4rec.cli.train import _read
+    from gru4rec.tune_baselines import read_baseline_space, tune_baseline
+
+    fixed = _parse_params([part for part in args.fixed.split(",") if part.strip()])
+    _check_baseline_params(args.method, fixed)
+    space = read_baseline_space(args.method, space_path_or_none(args.space))
+    if args.test and not os.path.isfile(args.test):
+        raise CliError(f"{args.test}: no such test file")
+    train_data = _read(args.train, "training")
+    valid = _read(args.valid, "validation", item_map=train_data.item_map)
+    print(f"searching {', '.join(p.name for p in space)} of {args.method} on {train_data.n_events} training events; "
+          f"{args.metric} on {valid.n_pairs} validation predictions")  # fmt: skip
+    result = tune_baseline(args.method, train_data, valid, space, args.out, fixed=fixed, n_trials=args.trials,
+                           metric=args.metric, seed=args.seed, n_startup_trials=args.startup_trials,
+                           progress=not args.no_progress)  # fmt: skip
+    print(f"{result.n_finished} trials finished ({result.n_run_now} now); best {result.metric} "
+          f"{result.best_value:.4f} (trial {result.best_trial}): {json.dumps(result.best_params)}")
+    out = Path(args.out)
+    best = result.best_params.items()
+    flags = " ".join(f"--param {k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in best)
+    print(f"best parameters: {out / 'best_params.json'} (gru4rec baseline --method {args.method} {flags} ...)")
+    if args.test:
+        from gru4rec.baselines import make_baseline
+        from gru4rec.evaluate import evaluate, format_table
+
+        test = _read(args.test, "test", item_map=train_data.item_map)
+        scored = evaluate(make_baseline(args.method, train_data, **result.best_params), test)
+        print(f"the best parameters, fitted on {args.train}, on {args.test}:")
+        print(format_table(scored))
+    return 0
+
+
+def space_path_or_none(space):
+    from gru4rec.tune import space_path
+
+    return None if space is None else space_path(space)

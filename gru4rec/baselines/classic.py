@@ -1,4 +1,5 @@
-"""The baselines of the GRU4Rec paper, as next-item scorers for :func:`gru4rec.evaluate.evaluate`.
+"""The baselines of the GRU4Rec paper (POP, S-POP, item-kNN, Markov), as next-item scorers for
+:func:`gru4rec.evaluate.evaluate`.
 
 Each is fitted on the training :class:`~gru4rec.session_data.SessionData` (item indices of its ``ItemMap``) and
 implements the scorer protocol (``n_items``, ``start``, ``reset``, ``step``), so it is evaluated by exactly the same
@@ -311,15 +312,3 @@ def _chunks(cost: np.ndarray, budget: int) -> np.ndarray:
         return np.array([0, 0])
     cuts = np.searchsorted(cumulative, np.arange(budget, cumulative[-1], budget), side="right")
     return np.unique(np.concatenate([[0], cuts, [len(cost)]]))
-
-
-BASELINES = {"pop": Pop, "spop": SessionPop, "itemknn": ItemKNN, "markov": Markov}
-
-
-def make_baseline(method: str, train: SessionData, **params) -> _Baseline:
-    """A fitted baseline by name: ``pop``, ``spop``, ``itemknn`` or ``markov`` (params go to the constructor)."""
-    try:
-        cls = BASELINES[method]
-    except KeyError:
-        raise ValueError(f"unknown baseline {method!r}; choose one of {', '.join(BASELINES)}") from None
-    return cls(**params).fit(train)

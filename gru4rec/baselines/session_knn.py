@@ -1,0 +1,346 @@
+"""Session-based kNN: SKNN, V-SKNN and STAN as rn5l/session-rec scores them, for a whole batch of prefixes at once.
+
+All three share one recipe for the current session (the lane's prefix, the current event included):
+
+1. **Candidates**: the training sessions that hold at least one item of the prefix; when there are more than
+   ``sample_size`` of them, only the ``sample_size`` most recent (by their last event) are kept (session-rec's
+   ``sampling='recent'``). One sparse product, ``prefix (batch, n_items) @ item→sessions``, finds them for every
+   lane; the recency order of the index's rows makes the sample the last entries of each row.
+2. **Similarity** of the prefix with each candidate (method-specific, below), and the ``k`` most similar
+   candidates become the neighbours.
+3. **Scores**: each neighbour adds a (method-specific) amount to each of its items; items of no neighbour score 0.
+
+The methods (parameter names and defaults as session-rec; defaults from its ``conf/example_next.yml``):
+
+* :class:`SessionKNN` (``knn.sknn.ContextKNN``; ``k=100, sample_size=500, similarity='cosine'``): the prefix as a
+  set; ``cosine`` is computed as session-rec writes it, ``|A∩B| / sqrt(|B|) * sqrt(|A|)`` (A the prefix, B the
+  neighbour; operator precedence makes it the cosine times ``|A|``, a constant of the prefix, so the ranking is the
+  cosine's); ``jaccard``, ``tanimoto`` (the same formula), ``binary`` ``2|A∩B| / (2|A∩B| + |A| + |B|)``; an item's
+  score is the sum of its neighbours' similarities.
+* :class:`VSKNN` (``knn.vsknn.VMContextKNN``; ``k=500, sample_size=5000, weighting='quadratic',
+  weighting_score='div', idf_weighting=5``): the prefix as a vector, the item of the event at 1-based position
+  ``i`` of ``L`` weighted ``position_weight(weighting, i, L)`` (an item seen twice keeps the weight of its last
+  event); ``similarity='vec'``: the weights of the shared items summed, divided by the number of distinct prefix
+  items. A neighbour's items gain ``sim * (1 + idf_weighting * idf(item)) * gap_weight(weighting_score, d)`` where
+  ``d`` counts back from the prefix's last event to the most recent event whose item the neighbour holds (1 = the
+  last event), and ``idf(item) = log(n_sessions / events of the item)`` (session-rec counts events, not sessions).
+* :class:`STAN` (``knn.stan.STAN``, Garg et al., SIGIR 2019; ``k=500, sample_size=5000, lambda_spw=1.02,
+  lambda_snh=5, lambda_inh=2.05``): prefix weights ``exp((i - L) / lambda_spw)``, the weighted cosine with the
+  neighbour's distinct items, times ``exp(-(t - t_n) / (lambda_snh days))`` where ``t_n`` is the neighbour's last
+  event and ``t`` the time the evaluator passes (session-rec's loop passes the time of the event being predicted).
+  A neighbour's item at last position ``p`` in the neighbour gains ``sim * exp(-|p - p*| / lambda_inh)``, ``p*`` the
+  neighbour's last position holding an item of the prefix.
+
+SKNN and V-SKNN divide each score row by its maximum (``normalize``), as session-rec; STAN does not. Items of the
+current session are scored like any other (``remind=True``, session-rec's default; ``remind=False`` leaves them out).
+
+Where session-rec leaves an order to Python's set iteration (sessions with equal end times at the sample's edge,
+candidates with equal similarity at the ``k``-th neighbour), the kit takes the more recent session. The departures
+table of ``docs/baselines.md`` lists this and every other difference.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from gru4rec.baselines.classic import _Baseline
+from gru4rec.baselines.decay import check_weighting, gap_weight, position_weight
+from gru4rec.baselines.session_index import Prefixes, PrefixItems, SessionIndex, prefix_items
+from gru4rec.session_data import SessionData
+
+SECONDS_PER_DAY = 24 * 3600
+
+
+class _SessionKNN(_Baseline):
+    """The shared recipe (module docstring); subclasses give ``_similarity`` and ``_contributions``."""
+
+    positive_only = True  # keep only candidates with similarity > 0 (SKNN, V-SKNN); STAN keeps all
+    normalize = True
+
+    def __init__(self, k: int, sample_size: int):
+        if int(k) != k or k < 1:
+            raise ValueError(f"k must be an integer >= 1, got {k!r}")
+        if int(sample_size) != sample_size or sample_size < 0:
+            raise ValueError(f"sample_size must be an integer >= 0 (0: every candidate), got {sample_size!r}")
+        self.k, self.sample_size = int(k), int(sample_size)
+
+    def fit(self, train: SessionData) -> _SessionKNN:
+        self._fit_common(train)
+        self.index = SessionIndex.from_sessions(train)
+        return self
+
+    def start(self, batch_size: int) -> Prefixes:
+        batch_size = int(batch_size)
+        # Reused at every step: the score rows returned (only the cells written at the last step are non-zero) and
+        # each lane's last position of every item in its prefix (0: not in it; cleared after each step).
+        self._out = np.zeros((batch_size, self.n_items))
+        self._written = np.zeros(0, dtype=np.int64)
+        self._positions = np.zeros((batch_size, self.n_items), dtype=np.int32)
+        return Prefixes.empty(batch_size)
+
+    def reset(self, state: Prefixes, mask: np.ndarray) -> Prefixes:
+        return state.reset(mask)
+
+    def select(self, state: Prefixes, rows: np.ndarray) -> Prefixes:
+        return state.select(rows)
+
+    def step(self, state: Prefixes, items: np.ndarray, times: Optional[np.ndarray] = None):
+        """Scores ``(batch, n_items)`` after each lane has seen ``items``; ``times`` (batch,) only for STAN.
+
+        The returned array is a buffer that the next call overwrites (allowed by the scorer protocol)."""
+        if getattr(self, "_out", None) is None or self._out.shape[0] < len(items):
+            self.start(len(items))
+        state = state.append(np.asarray(items))
+        batch = len(items)
+        prefix = prefix_items(state, self.n_items)
+        positions = self._positions
+        positions[prefix.lane, prefix.item] = prefix.last_position
+        try:
+            lane, session, sim = self._neighbours(prefix, batch, times)
+            pair, entry, item = self._expand(session)
+            in_prefix = positions[lane[pair], item]  # last position of the item in the lane's prefix, 0: not in it
+            values = self._contributions(prefix, lane, sim, pair, entry, item, in_prefix)
+        finally:
+            positions[prefix.lane, prefix.item] = 0
+        pair_lane = lane[pair]
+        if not getattr(self, "remind", True):
+            outside = in_prefix == 0
+            pair_lane, item, values = pair_lane[outside], item[outside], values[outside]
+        cell = pair_lane * self.n_items + item
+        flat = self._out.reshape(-1)
+        flat[self._written] = 0.0
+        np.add.at(flat, cell, values)  # in neighbour order, as session-rec's dictionary updates
+        self._written = cell
+        if self.normalize and len(cell):  # each row divided by its maximum (pair_lane is non-decreasing)
+            summed = flat[cell]
+            starts = np.flatnonzero(np.diff(pair_lane, prepend=-1))
+            top = np.repeat(np.maximum.reduceat(summed, starts), np.diff(np.append(starts, len(cell))))
+            flat[cell] = np.divide(summed, top, out=summed.copy(), where=top > 0)
+        return self._out[:batch], state
+
+    # --- the recipe's parts -----------------------------------------------------------------------------------
+
+    def _candidates(self, prefix: PrefixItems, batch: int, weights: Optional[np.ndarray] = None):
+        """``(lane, session row, shared distinct items[, summed prefix weights of the shared items])`` of every
+        lane's sampled candidates, lane by lane, oldest session first."""
+        ones = prefix.matrix(np.ones(len(prefix.item)), batch)
+        shared = ones @ self.index.sessions_of  # (batch, n_sessions): distinct prefix items each session holds
+        shared.sort_indices()
+        counts = np.diff(shared.indptr)
+        lane = np.repeat(np.arange(batch), counts)
+        keep = None
+        if self.sample_size and counts.max(initial=0) > self.sample_size:
+            within = np.arange(len(lane)) - shared.indptr[lane]
+            keep = within >= (counts - self.sample_size)[lane]  # the most recent sample_size of each row
+        summed = None
+        if weights is not None:
+            shift = 0.0 if weights.min(initial=1.0) > 0 else 1.0 - float(weights.min())
+            product = prefix.matrix(weights + shift, batch) @ self.index.sessions_of
+            product.sort_indices()
+            if not (np.array_equal(product.indptr, shared.indptr) and np.array_equal(product.indices, shared.indices)):
+                raise RuntimeError("weighted and plain candidate products differ in structure")
+            summed = product.data - shift * shared.data if shift else product.data
+        columns, data = shared.indices.astype(np.int64), shared.data
+        if keep is not None:
+            lane, columns, data = lane[keep], columns[keep], data[keep]
+            summed = summed[keep] if summed is not None else None
+        return lane, columns, data, summed
+
+    def _neighbours(self, prefix: PrefixItems, batch: int, times):
+        lane, session, sim = self._similarity(prefix, batch, times)
+        chosen = top_per_lane(lane, sim, self.k, batch, self.positive_only)
+        return lane[chosen], session[chosen], sim[chosen]
+
+    def _expand(self, session: np.ndarray):
+        """Every (neighbour, item) entry: neighbour index, entry in the index's CSR arrays, item index."""
+        indptr = self.index.items_of.indptr
+        starts, counts = indptr[session], indptr[session + 1] - indptr[session]
+        pair = np.repeat(np.arange(len(session)), counts)
+        entry = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
+        return pair, entry, self.index.items_of.indices[entry].astype(np.int64)
+
+    def _segment_starts(self, pair: np.ndarray) -> np.ndarray:
+        return np.flatnonzero(np.diff(pair, prepend=-1))
+
+
+def top_per_lane(lane: np.ndarray, values: np.ndarray, k: int, batch: int, positive_only: bool) -> np.ndarray:
+    """Indices (increasing) of the ``k`` largest ``values`` of each lane; ``lane`` is non-decreasing and, within a
+    lane, later entries are more recent sessions, which win ties. ``positive_only`` drops values <= 0 first."""
+    index = np.flatnonzero(values > 0) if positive_only else np.arange(len(values))
+    counts = np.bincount(lane[index], minlength=batch)
+    if counts.max(initial=0) <= k:
+        return index
+    big = counts[lane[index]] > k
+    small, crowded = index[~big], index[big]
+    order = np.lexsort((-crowded, -values[crowded], lane[crowded]))
+    ranked = crowded[order]
+    lanes = lane[ranked]
+    rank = np.arange(len(ranked)) - np.searchsorted(lanes, lanes, side="left")
+    return np.sort(np.concatenate([small, ranked[rank < k]]))
+
+
+class SessionKNN(_SessionKNN):
+    """SKNN (session-rec's ``knn.sknn.ContextKNN``): the prefix as a set of items.
+
+    Args:
+        k: neighbours (session-rec's example configuration: 100).
+        sample_size: candidates kept, the most recent (500); 0 keeps all.
+        similarity: ``cosine`` (as session-rec computes it), ``jaccard``, ``tanimoto`` or ``binary``.
+        normalize: divide each score row by its maximum (ranks are the same either way).
+    """
+
+    name = "sknn"
+    SIMILARITIES = ("cosine", "jaccard", "tanimoto", "binary")
+
+    def __init__(self, k: int = 100, sample_size: int = 500, similarity: str = "cosine", normalize: bool = True):
+        super().__init__(k, sample_size)
+        if similarity not in self.SIMILARITIES:
+            raise ValueError(f"similarity must be one of {', '.join(self.SIMILARITIES)}; got {similarity!r}")
+        self.similarity, self.normalize = similarity, bool(normalize)
+
+    def params(self) -> dict:
+        return {"k": self.k, "sample_size": self.sample_size, "similarity": self.similarity,
+                "normalize": self.normalize}  # fmt: skip
+
+    def _similarity(self, prefix: PrefixItems, batch: int, times):
+        lane, session, shared, _ = self._candidates(prefix, batch)
+        neighbour = self.index.n_distinct[session]  # session-rec's ``first`` (la)
+        current = np.bincount(prefix.lane, minlength=batch).astype(np.float64)[lane]  # ``second`` (lb)
+        if self.similarity == "cosine":
+            sim = shared / np.sqrt(neighbour) * np.sqrt(current)
+        elif self.similarity in ("jaccard", "tanimoto"):
+            sim = shared / (neighbour + current - shared)
+        else:  # binary
+            sim = (2 * shared) / ((2 * shared) + neighbour + current)
+        return lane, session, sim
+
+    def _contributions(self, prefix, lane, sim, pair, entry, item, in_prefix):
+        return sim[pair]
+
+
+class VSKNN(_SessionKNN):
+    """V-SKNN (session-rec's ``knn.vsknn.VMContextKNN``): the prefix as a position-weighted vector.
+
+    Args:
+        k: neighbours (500 in session-rec's example configuration).
+        sample_size: candidates kept, the most recent (5000); 0 keeps all.
+        weighting: weight of the prefix's events by position (``quadratic``; see ``decay.position_weight``).
+        weighting_score: decay of a neighbour's contribution with how far back its match is (``div``).
+        idf_weighting: ``w`` of the ``(1 + w * idf)`` factor on a candidate item's score (5; 0 turns it off).
+        similarity: ``vec`` (session-rec's default) or ``cosine`` (the weighted cosine).
+        remind: score the items of the current session too (session-rec's default True).
+        normalize: divide each score row by its maximum.
+    """
+
+    name = "vsknn"
+
+    def __init__(
+        self,
+        k: int = 500,
+        sample_size: int = 5000,
+        weighting: str = "quadratic",
+        weighting_score: str = "div",
+        idf_weighting: float = 5.0,
+        similarity: str = "vec",
+        remind: bool = True,
+        normalize: bool = True,
+    ):
+        super().__init__(k, sample_size)
+        self.weighting = check_weighting(weighting, "weighting")
+        self.weighting_score = check_weighting(weighting_score, "weighting_score")
+        if idf_weighting < 0:
+            raise ValueError(f"idf_weighting must be >= 0, got {idf_weighting!r}")
+        if similarity not in ("vec", "cosine"):
+            raise ValueError(f"similarity must be 'vec' or 'cosine'; got {similarity!r}")
+        self.idf_weighting, self.similarity = idf_weighting, similarity
+        self.remind, self.normalize = bool(remind), bool(normalize)
+
+    def params(self) -> dict:
+        return {"k": self.k, "sample_size": self.sample_size, "weighting": self.weighting,
+                "weighting_score": self.weighting_score, "idf_weighting": self.idf_weighting,
+                "similarity": self.similarity, "remind": self.remind, "normalize": self.normalize}  # fmt: skip
+
+    def fit(self, train: SessionData) -> VSKNN:
+        super().fit(train)
+        with np.errstate(divide="ignore"):
+            self.idf = np.log(train.n_sessions / train.item_counts.astype(np.float64))  # events, as session-rec
+        return self
+
+    def _similarity(self, prefix: PrefixItems, batch: int, times):
+        weights = position_weight(self.weighting, prefix.last_position, prefix.length[prefix.lane])
+        lane, session, _, summed = self._candidates(prefix, batch, weights)
+        n_current = np.bincount(prefix.lane, minlength=batch).astype(np.float64)
+        if self.similarity == "vec":
+            sim = summed / n_current[lane]
+        else:
+            squares = np.bincount(prefix.lane, weights=weights * weights, minlength=batch)
+            sim = summed / (np.sqrt(squares[lane]) * np.sqrt(self.index.n_distinct[session]))
+        return lane, session, sim
+
+    def _contributions(self, prefix, lane, sim, pair, entry, item, in_prefix):
+        latest = np.maximum.reduceat(in_prefix, self._segment_starts(pair)) if len(pair) else in_prefix
+        decay = gap_weight(self.weighting_score, prefix.length[lane] - latest + 1)  # (neighbours,)
+        values = sim[pair]
+        if self.idf_weighting:
+            values = values + (values * self.idf[item] * self.idf_weighting)
+        return values * decay[pair]
+
+
+class STAN(_SessionKNN):
+    """STAN (Garg et al., SIGIR 2019; session-rec's ``knn.stan.STAN``).
+
+    Args:
+        k: neighbours (500).
+        sample_size: candidates kept, the most recent (5000); 0 keeps all.
+        lambda_spw: position decay of the prefix's events (1.02 events).
+        lambda_snh: recency decay of a neighbour session (5 days).
+        lambda_inh: decay of a neighbour's items with their distance to its match (2.05 positions).
+        remind: score the items of the current session too (True).
+
+    ``needs_times``: the evaluator passes ``times`` (batch,) to :meth:`step`: the time of the event being predicted.
+    """
+
+    name = "stan"
+    positive_only = False
+    normalize = False
+    needs_times = True
+
+    def __init__(
+        self,
+        k: int = 500,
+        sample_size: int = 5000,
+        lambda_spw: float = 1.02,
+        lambda_snh: float = 5.0,
+        lambda_inh: float = 2.05,
+        remind: bool = True,
+    ):
+        super().__init__(k, sample_size)
+        for name, value in (("lambda_spw", lambda_spw), ("lambda_snh", lambda_snh), ("lambda_inh", lambda_inh)):
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value!r}")
+        self.lambda_spw, self.lambda_snh, self.lambda_inh = lambda_spw, lambda_snh, lambda_inh
+        self.remind = bool(remind)
+
+    def params(self) -> dict:
+        return {"k": self.k, "sample_size": self.sample_size, "lambda_spw": self.lambda_spw,
+                "lambda_snh": self.lambda_snh, "lambda_inh": self.lambda_inh, "remind": self.remind}  # fmt: skip
+
+    def _similarity(self, prefix: PrefixItems, batch: int, times):
+        if times is None:
+            raise ValueError("STAN needs the time of each prediction: step(state, items, times)")
+        weights = np.exp((prefix.last_position - prefix.length[prefix.lane]) / self.lambda_spw)
+        lane, session, _, summed = self._candidates(prefix, batch, weights)
+        squares = np.bincount(prefix.lane, weights=weights * weights, minlength=batch)
+        sim = summed / (np.sqrt(squares[lane]) * np.sqrt(self.index.n_distinct[session]))
+        age = np.asarray(times, dtype=np.float64)[lane] - self.index.end_time[session]
+        with np.errstate(over="ignore"):  # idle lanes get time 0; their scores are ignored
+            decay = np.exp(-age / (self.lambda_snh * SECONDS_PER_DAY))
+        return lane, session, sim * decay
+
+    def _contributions(self, prefix, lane, sim, pair, entry, item, in_prefix):
+        position = self.index.last_position[entry]
+        matched = np.where(in_prefix > 0, position, 0.0)
+        anchor = np.maximum.reduceat(matched, self._segment_starts(pair)) if len(pair) else matched
+        return sim[pair] * np.exp(-np.abs(position - anchor[pair]) / self.lambda_inh)
