@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,3 +48,16 @@ def test_module_entry_point_shows_help() -> None:
     )
     assert result.returncode == 0
     assert "prepare" in result.stdout and "train" in result.stdout
+
+
+def test_editable_install_is_a_plain_path_file_without_the_finder_warning() -> None:
+    """``package-dir = {"" = "."}`` makes setuptools install the checkout editable as a .pth file holding its path;
+    its default finder for flat layouts prints a warning about same-named folders at every ``bash ci/setup_env.sh``."""
+    import sysconfig
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert config["tool"]["setuptools"]["package-dir"] == {"": "."}
+    pth = sorted(Path(sysconfig.get_paths()["purelib"]).glob("__editable__.gru4rec_kit-*.pth"))
+    if not pth:
+        pytest.skip("the kit is not installed editable in this environment")
+    assert Path(pth[0].read_text().strip()).resolve() == ROOT.resolve()  # a path, not "import __editable__..."
