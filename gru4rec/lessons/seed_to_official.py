@@ -20,6 +20,7 @@ import pandas as pd
 
 from gru4rec.config import OFFICIAL_XE_WEIGHT_AVERAGING, Config
 from gru4rec.evaluate import GRU4RecScorer, evaluate
+from gru4rec.run_folder import drop_checkpoints
 from gru4rec.session_data import SessionData
 from gru4rec.train import train
 
@@ -119,14 +120,17 @@ def run_waterfall(
     k: int = 20,
     ceiling: Optional[Mapping[str, float]] = None,
     on_step: Optional[Callable[[dict], None]] = None,
+    keep_checkpoints: bool = True,
     **common: Any,
 ) -> Waterfall:
     """Train and evaluate every step (``common``: Config overrides for all steps, e.g. ``n_epochs=3, seed=42``).
 
     A step whose Config equals an earlier step's (the honest evaluation) reuses that model instead of training it
-    again, so the two counts are of the same model. Runs go to ``out_dir/<nn>``. Columns of the table: ``step``,
-    ``tie_mode``, ``recall@K``, ``mrr@K``, their share of ``ceiling`` (when given), ``epoch_seconds`` (mean
-    training time per epoch), ``events_per_s``, ``trained`` (False when reused) and ``change``."""
+    again, so the two counts are of the same model. Runs go to ``out_dir/<nn>``; with ``keep_checkpoints=False``
+    their ``checkpoints/`` are deleted once trained (the models stay in memory; logs and config stay). Columns of
+    the table: ``step``, ``tie_mode``, ``recall@K``, ``mrr@K``, their share of ``ceiling`` (when given),
+    ``epoch_seconds`` (mean training time per epoch), ``events_per_s``, ``trained`` (False when reused) and
+    ``change``."""
     out_dir = Path(out_dir)
     rows, models, configs, trained_by_config = [], {}, {}, {}
     for number, (step, config) in enumerate(step_configs(steps, **common)):
@@ -134,6 +138,8 @@ def run_waterfall(
         reused = key in trained_by_config
         if not reused:
             trained_by_config[key] = train(config, train_data, out_dir / f"{number:02d}", progress=False)
+            if not keep_checkpoints:
+                drop_checkpoints(out_dir / f"{number:02d}")
         result = trained_by_config[key]
         row = {"step": step.name, "tie_mode": step.tie_mode,
                **measure(result, train_data, test_data, k=k, tie_mode=step.tie_mode, ceiling=ceiling),
