@@ -539,6 +539,7 @@ class TrainResult:
     history: list = field(default_factory=list)  # the epoch records
     device: str = ""
     metrics: Optional[dict] = None
+    last_model: Optional[GRU4RecModel] = None  # the last update's weights (``model`` is their average when averaging)
 
 
 def _scalar_metadata():
@@ -797,6 +798,7 @@ def _train_on_device(config, train_data, run_dir, valid_data, resume, cbs, progr
         run_dir=run_dir,
         config=config,
         model=trainer.inference_model,
+        last_model=trainer.model,
         item_map=train_data.item_map,
         epochs_done=int(trainer.progress.epoch.numpy()),
         steps=int(trainer.progress.batch_step.numpy()),
