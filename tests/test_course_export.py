@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import nbformat
+import pytest
 
 from gru4rec.course import (
     MATHJAX_CONFIG,
@@ -19,6 +20,7 @@ from gru4rec.course import (
 )
 
 
+@pytest.mark.slow
 def test_export_loads_mathjax_from_the_folder_beside_it(tmp_path) -> None:
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_markdown_cell("The update: $$h_t = (1 - z_t) h_{t-1} + z_t \\hat h_t$$")]

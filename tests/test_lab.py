@@ -143,6 +143,7 @@ def test_lab_help_says_the_address_with_the_token_is_printed(capsys) -> None:
     assert "prints its full address with the token" in text and "--no-browser" in text
 
 
+@pytest.mark.slow
 def test_headless_lab_prints_the_full_address_with_its_token(tmp_path) -> None:
     """The real thing: ``gru4rec lab --no-browser`` over a working copy prints ``...lab?token=<the token>`` on its
     standard output once JupyterLab answers (the token is never in the server's command line)."""

@@ -55,6 +55,7 @@ def test_averaged_losses_lose_their_gradient_with_more_negatives_and_max_losses_
     assert len(figure.data) == 2 * len(LOSSES)
 
 
+@pytest.mark.slow
 def test_run_sweep_trains_each_distinct_config_once(tiny, tmp_path):
     train_data, test_data = tiny
     base = Config.preset("official", n_epochs=1, layers=(16,), n_sample=32)

@@ -166,6 +166,7 @@ def test_learns_on_tiny_and_beats_popularity(tiny, tmp_path, bptt_steps):
 
 
 # ------------------------------------------------------------------------------------------------ run folder, resume
+@pytest.mark.slow
 def test_run_folder_resume_and_load(tiny, tmp_path):
     train_data, _ = tiny
     cfg = Config.preset("official", n_epochs=3, n_sample=32, batch_size=16, log_every=25, chunk_steps=32)
