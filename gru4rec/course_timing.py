@@ -83,3 +83,40 @@ def format_minutes(seconds: float) -> str:
 def format_gbytes(n_bytes: int) -> str:
     """``"0.84 GB"`` (10^9 bytes, two decimals)."""
     return f"{n_bytes / 1e9:.2f} GB"
+
+
+def merge_records(records: Sequence[Mapping[str, Any]]) -> dict:
+    """One record from the records of several ``gru4rec course`` calls into the same output folder (e.g. the
+    lessons in one call, the rest in another): the notebooks of all (a later record's time wins), the total, the
+    output folder's size from the last record, the load averages of all; refuses smoke runs, different machines."""
+    if not records:
+        raise ValueError("no course_timing.json record to merge")
+    if any(r["smoke"] for r in records):
+        raise ValueError("a --smoke run's record: the README quotes the full course")
+    machines = {json.dumps(r["machine"], sort_keys=True) for r in records}
+    if len(machines) > 1:
+        raise ValueError(f"records from different machines: {sorted(machines)}")
+    notebooks: dict = {}
+    for r in records:
+        notebooks.update(r["notebooks"])
+    loads = [x for r in records for x in (*r["load_before"], *r["load_after"])]
+    return {
+        "smoke": False,
+        "notebooks": notebooks,
+        "total_s": round(sum(notebooks.values()), 1),
+        "out_bytes": records[-1]["out_bytes"],
+        "machine": records[0]["machine"],
+        "load_range": [min(loads), max(loads)] if loads else [],
+        "dates": sorted({r["date"] for r in records}),
+    }
+
+
+def readme_line(record: Mapping[str, Any]) -> str:
+    """The README's sentence with the main job's measured time, disk and machine, from a merged record."""
+    m = record["machine"]
+    load = record.get("load_range") or []
+    where = f"on a {m['cores']}-core {m['cpu']}"
+    if load:
+        where += f" shared with other jobs (load average {load[0]:.1f}–{load[1]:.1f} during the run)"
+    return (f"{format_minutes(record['total_s'])} for the {len(record['notebooks'])} notebooks after the set-up, "
+            f"`build/` {format_gbytes(record['out_bytes'])} at the end, {where}.")  # fmt: skip

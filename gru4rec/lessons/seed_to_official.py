@@ -64,7 +64,7 @@ STEPS: tuple = (
          "(the official RSC15 parameter file as the official PyTorch code runs it)"),
     Step("+ weight averaging", _frozen(weight_averaging=OFFICIAL_XE_WEIGHT_AVERAGING), "conservative",
          "evaluate a polynomial-decay average of the weights instead of the last update's (the kit's one departure "
-         "that raises accuracy): now exactly Config.preset('official'), the kit's default (README, Results)"),
+         "that raises accuracy): now exactly Config.preset('official'), the kit's default (docs/results.md)"),
 )
 """The steps of notebook 06, in order (each one change)."""
 
