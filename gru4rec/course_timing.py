@@ -88,7 +88,8 @@ def format_gbytes(n_bytes: int) -> str:
 def merge_records(records: Sequence[Mapping[str, Any]]) -> dict:
     """One record from the records of several ``gru4rec course`` calls into the same output folder (e.g. the
     lessons in one call, the rest in another): the notebooks of all (a later record's time wins), the total, the
-    output folder's size from the last record, the load averages of all; refuses smoke runs, different machines."""
+    output folder's size from the last record, the range of their 1-minute load averages; refuses smoke runs and
+    records from different machines."""
     if not records:
         raise ValueError("no course_timing.json record to merge")
     if any(r["smoke"] for r in records):
@@ -99,7 +100,7 @@ def merge_records(records: Sequence[Mapping[str, Any]]) -> dict:
     notebooks: dict = {}
     for r in records:
         notebooks.update(r["notebooks"])
-    loads = [x for r in records for x in (*r["load_before"], *r["load_after"])]
+    loads = [r[key][0] for r in records for key in ("load_before", "load_after") if r[key]]  # 1-minute averages
     return {
         "smoke": False,
         "notebooks": notebooks,

@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from gru4rec.course import NOTEBOOKS
 from gru4rec.course_timing import format_minutes, merge_records, readme_line
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +33,8 @@ def main(argv=None) -> int:
             print(f"{name}: {error}", file=sys.stderr)
             return 2
     merged = merge_records(records)
+    order = {name: i for i, name in enumerate(NOTEBOOKS)}  # the main job's order
+    merged["notebooks"] = dict(sorted(merged["notebooks"].items(), key=lambda kv: order.get(kv[0], len(order))))
     out = Path(args.out)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(json.dumps(merged, indent=1) + "\n")
