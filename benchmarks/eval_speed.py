@@ -12,10 +12,10 @@ of ``--repeats``); predictions per CPU-second (all threads of the process) and t
 since on a shared machine the wall-clock figure mostly measures the other processes.
 
 Reference: the official TF re-implementation evaluated about 6,500 events/s over about 20,000 items on the 2-core
-AVX2 machine where issue 4's target (10,000 predictions/s at 37,500 items) was set. Machines differ (the first line
-printed says which this one is), so ``--official PATH`` times the official code's ``batch_eval`` on the same test
-data in the same run and prints the ratio; the target as a ratio is 10,000 / 6,500 = 1.54 x at the same catalogue
-size. Cost model: the output layer alone is ``2 * units * n_items`` FLOPs per prediction (7.5 MFLOP for
+AVX2 machine where the evaluation-speed target (10,000 predictions/s at 37,500 items) was set. Machines differ (the
+first line printed says which this one is), so ``--official PATH`` times the official code's ``batch_eval`` on the
+same test data in the same run and prints the ratio; the target as a ratio is 10,000 / 6,500 = 1.54 x at the same
+catalogue size. Cost model: the output layer alone is ``2 * units * n_items`` FLOPs per prediction (7.5 MFLOP for
 100 x 37,500), so a CPU's float32 matrix-product rate (printed) bounds the speed before any ranking: about
 10,000 predictions/s at 78 GFLOP/s, about 30,000 at 230.
 """
@@ -31,7 +31,7 @@ import time
 import numpy as np
 import pandas as pd
 
-# Issue 4's target, set on a 2-core AVX2 machine whose float32 matrix product ran at about 78 GFLOP/s (see
+# The evaluation-speed target, set on a 2-core AVX2 machine whose float32 matrix product ran at about 78 GFLOP/s (see
 # benchmarks/machine.py; the machine line printed first says what this run's machine is).
 TARGET_ITEMS, TARGET_EVENTS_PER_S = 37_500, 10_000
 # The same target as a ratio to the official TF re-implementation (about 6,500 predictions/s on that machine):
@@ -136,10 +136,10 @@ def main() -> None:
         if same_batch:
             official["kit_vs_official_same_batch"] = same_batch[0]["events_per_s"] / official["events_per_s"]
             line += f", {official['kit_vs_official_same_batch']:.2f} x at batch {official['batch_size']}"
-        print(line + f"; target (issue 4, as a ratio): >= {OFFICIAL_RATIO_TARGET:.2f} x: "
+        print(line + f"; target (as a ratio): >= {OFFICIAL_RATIO_TARGET:.2f} x: "
               f"{'met' if ratio >= OFFICIAL_RATIO_TARGET else 'not met'}")
     verdict = "met" if best_row["events_per_s"] >= TARGET_EVENTS_PER_S else "not met"
-    print(f"target (issue 4, {TARGET_ITEMS:,} items): >= {TARGET_EVENTS_PER_S:,} predictions/s: "
+    print(f"target ({TARGET_ITEMS:,} items): >= {TARGET_EVENTS_PER_S:,} predictions/s: "
           f"{verdict if args.items == TARGET_ITEMS else 'not checked (other catalogue size)'} "
           f"(best {best_row['events_per_s']:,} at batch {best_row['batch_size']}, output={best_row['output']})")
     if args.json:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check in one command (issue 15), about 5 minutes on a GPU machine:
+# The GPU check in one command, about 5 minutes on a GPU machine:
 #   1. the GPU-marked tests (pytest -m gpu; none selected counts as passed),
 #   2. both speed benchmarks (train_speed.py seed + official, eval_speed.py at 37,500 items),
 #   3. a 1-epoch run of the official configuration on the `small` preset with --device gpu,

@@ -1,8 +1,8 @@
 """What machine a benchmark ran on, measured in the same run: CPU model, cores, vector width, and a float32
 matrix-product rate that puts figures from different machines side by side.
 
-The project's 2-core machines are not all alike: the speed targets of issues 3 and 4 were set on one whose float32
-matrix product ran at about 78 GFLOP/s (AVX2), and a later session ran on one at 205-221 GFLOP/s (AVX-512). An
+The project's 2-core machines are not all alike: the speed targets were set on one whose float32
+matrix product ran at about 78 GFLOP/s (AVX2), others run it at 205-221 GFLOP/s (AVX-512). An
 absolute events/s figure means little without this line next to it; ratios measured in one run (the benchmarks print
 them) do not depend on it.
 

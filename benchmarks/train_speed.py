@@ -1,8 +1,9 @@
 """Training speed of the in-graph trainer: events/s and ms/step on synthetic data with ~37,500 items.
 
-Configurations (issue 3): the seed's (B=50, H=100, in-batch negatives, cross-entropy, Adam), the official RSC15-best
-(B=32, H=100, n_sample=2048, sample_alpha=0.5, cross-entropy + logQ, shared embedding, Adagrad + momentum), and
-truncated BPTT with 8 and 20 steps (on the seed configuration), with the BPTT/BP time per event.
+Configurations (those of the training-speed targets): the seed's (B=50, H=100, in-batch negatives, cross-entropy,
+Adam), the official RSC15-best (B=32, H=100, n_sample=2048, sample_alpha=0.5, cross-entropy + logQ, shared
+embedding, Adagrad + momentum), and truncated BPTT with 8 and 20 steps (on the seed configuration), with the BPTT/BP
+time per event.
 
 Timing: the steady state of ``Trainer.run_chunk`` (one ``tf.function`` call per chunk of ``chunk_steps`` steps), after
 one warm-up chunk that traces the function; every configuration is timed ``--repeats`` times over ``--chunks``
@@ -30,8 +31,8 @@ import pandas as pd
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 N_ITEMS = 37_500
-# Issue 3's targets, set on a 2-core AVX2 machine whose float32 matrix product ran at about 78 GFLOP/s (the machine
-# line printed first says what this run's machine is; see benchmarks/machine.py).
+# The training-speed targets, set on a 2-core AVX2 machine whose float32 matrix product ran at about 78 GFLOP/s
+# (the machine line printed first says what this run's machine is; see benchmarks/machine.py).
 TARGETS_EVENTS_PER_S = {"seed": 105_000, "official": 13_000}
 # The same targets as ratios to the official TF re-implementation, which that machine trained at about 30,000
 # (seed config) and 4,400 events/s (official RSC15-best): measured in one run with --official, they hold on any machine.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The kit's main job (the README's first command): set up .venv, then execute the whole notebook course
-# 00-05 headlessly with its default parameters (the `small` synthetic preset) into build/.
+# The kit's main job (the README's first command): set up .venv, then execute the whole notebook course headlessly
+# with its default parameters (the `small` synthetic preset) into build/: the lessons 01, 02, ... in order, then the
+# playground 00 (it compares against what the lessons measured).
 # Extra arguments go to `gru4rec course`, e.g. `bash ci/run_all.sh --smoke` for a quick pass on the tiny data.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -9,7 +9,7 @@ re-implementations): ``layers``, ``loss``, ``final_act``, ``batch_size``, ``n_sa
 - every official best-parameter file under its name (``rsc15_xe_shared_100``, ``yoochoose_xe_shared``,
   ``rees46_xe_shared``, ``retailrocket_bprmax_shared``, ``diginetica_bprmax_shared``, ``coveo_bprmax_shared``: the
   ``paramfiles/<name>_best.py`` of the official repositories); the cross-entropy ones with the GRU variant
-  ``OFFICIAL_XE_GRU_VARIANT`` (chosen by measurement, see README "Results");
+  ``OFFICIAL_XE_GRU_VARIANT`` (chosen by measurement, see docs/results.md);
 - ``official``: an alias of ``rsc15_xe_shared_100`` (RSC15's best setting);
 - ``seed``: the defaults of the Ascend ModelZoo port's ``main.py`` (Songweiping/GRU4Rec_TensorFlow), which the kit
   started from, trained as that TF1 code trains (``dropout_on_state``, ``gru_init``, ``lazy_adam``,
@@ -259,7 +259,7 @@ class Config:
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Config))
 _FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Config)}
 
-# The GRU of the cross-entropy presets, chosen by measurement (README "Results": benchmarks/accuracy_report.py, the
+# The GRU of the cross-entropy presets, chosen by measurement (docs/results.md: benchmarks/accuracy_report.py, the
 # kit with either cell beside both official codes on the same data, repeated runs): the official PyTorch code's cell
 # (reset gate after the recurrent product, ``torch.nn.GRUCell``) learns faster than the Theano/TF cell (on `small`
 # Recall@20 about 0.02 higher at 3 epochs, the same at 10; on MovieLens-100K higher at 3 and at 10 epochs).
@@ -267,7 +267,7 @@ _FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Config)}
 # Both this choice and the eta below were made on test-split figures; benchmarks/select_on_validation.py is the
 # protocol that chooses on the validation split only (not yet run for them).
 OFFICIAL_XE_GRU_VARIANT = "reset_after"
-# The weights the cross-entropy presets evaluate, also chosen by measurement (README "Results"): a polynomial-decay
+# The weights the cross-entropy presets evaluate, also chosen by measurement (docs/results.md): a polynomial-decay
 # average of the weights with this eta (``gru4rec.averaging``) instead of the last update's (the official codes'),
 # on `small` about 0.01 higher in Recall@20 at 3, 5 and 10 epochs. ``--weight_averaging 0`` gives the official
 # codes' last weights. The BPR-max presets keep the last weights (not measured).

@@ -230,11 +230,19 @@ def run_course(
     html: bool = True,
 ) -> list[ExecutedNotebook]:
     """Execute the course in order; ``smoke`` uses the small test parameters instead of the real run."""
+    from gru4rec.course_timing import format_gbytes, format_minutes, timing_record, write_timing
+
     executed = []
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else ()
     for name in names:
         parameters = smoke_parameters(name) if smoke else full_parameters(name)
         print(f"[course] {name} ...", flush=True)
         result = execute_notebook(name, out_dir, parameters, cell_timeout=cell_timeout, html=html)
         print(f"[course] {name} done in {result.seconds:.0f} s -> {result.output}", flush=True)
         executed.append(result)
+    load_after = os.getloadavg() if hasattr(os, "getloadavg") else ()
+    record = timing_record({r.name: r.seconds for r in executed}, out_dir, smoke, load_before, load_after)
+    path = write_timing(out_dir, record)
+    print(f"[course] {len(executed)} notebook(s) in {format_minutes(record['total_s'])}; {out_dir} holds "
+          f"{format_gbytes(record['out_bytes'])}; recorded in {path}", flush=True)  # fmt: skip
     return executed

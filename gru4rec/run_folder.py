@@ -43,6 +43,7 @@ import json
 import math
 import os
 import re
+import shutil
 import socket
 import stat
 import time
@@ -441,7 +442,8 @@ class RunFolder:
                 self.check_resume(config, data)
             elif not replace:
                 raise RunFolderError(
-                    f"{self.path} already holds a run (config.json); use resume=True (--resume) or another folder"
+                    f"{self.path} already holds a run (config.json); resume it (command line: --resume; Python: "
+                    "train(..., resume=True)) or use another folder"
                 )
             return
         present = self.run_files_present()
@@ -640,3 +642,18 @@ def lock_if_run(target) -> Any:
         if (folder / "config.json").is_file():
             return RunFolder(folder).locked()
     return contextlib.nullcontext()
+
+
+def drop_checkpoints(run_dir) -> int:
+    """Delete the ``checkpoints/`` of the run folder ``run_dir`` (config, item map and logs stay) and return the bytes
+    freed. For runs that were measured in memory and are never resumed or reloaded (notebooks 06 and 07); refuses a
+    folder without ``config.json`` (RunFolderError), so it never deletes from something else than a run folder."""
+    folder = RunFolder(Path(run_dir))
+    if not folder.config_path.is_file():
+        raise RunFolderError(f"{folder.path}: not a run folder (no config.json); nothing deleted")
+    target = folder.checkpoints_dir
+    if target.is_symlink() or not target.is_dir():
+        return 0
+    freed = sum(p.stat().st_size for p in target.rglob("*") if p.is_file() and not p.is_symlink())
+    shutil.rmtree(target)
+    return freed

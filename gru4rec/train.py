@@ -55,6 +55,7 @@ from gru4rec.optim import RowGrad, make_optimizer
 from gru4rec.precision import PrecisionPolicy, get_policy
 from gru4rec.sampling import NegativeSampler
 from gru4rec.session_data import SessionData
+from gru4rec.text import plural
 
 SMALL_STEP_N_SAMPLE = 256
 FEW_CPUS = 4
@@ -539,6 +540,7 @@ class TrainResult:
     history: list = field(default_factory=list)  # the epoch records
     device: str = ""
     metrics: Optional[dict] = None
+    last_model: Optional[GRU4RecModel] = None  # the last update's weights (``model`` is their average when averaging)
 
 
 def _scalar_metadata():
@@ -682,7 +684,7 @@ def _train_on_device(config, train_data, run_dir, valid_data, resume, cbs, progr
             folder.restore(ckpt, point.prefix)
             trainer.sampler.sync()
             resumed_from = int(trainer.progress.epoch.numpy())
-            print(f"resuming {run_dir} from {point.prefix} ({resumed_from} epochs, "
+            print(f"resuming {run_dir} from {point.prefix} ({plural(resumed_from, 'epoch')}, "
                   f"{int(trainer.progress.batch_step.numpy())} steps done)", file=sys.stderr)  # fmt: skip
         # the steps logged after the checkpoint (before a kill) are logged again: cut them
         folder.cut_logs(int(trainer.progress.batch_step.numpy()), resumed_from)
@@ -825,6 +827,7 @@ def _train_on_device(config, train_data, run_dir, valid_data, resume, cbs, progr
         run_dir=run_dir,
         config=config,
         model=trainer.inference_model,
+        last_model=trainer.model,
         item_map=train_data.item_map,
         epochs_done=int(trainer.progress.epoch.numpy()),
         steps=int(trainer.progress.batch_step.numpy()),

@@ -52,6 +52,7 @@ import pandas as pd
 from gru4rec.config import LOSSES, Config
 from gru4rec.divergence import DivergenceWatch
 from gru4rec.loss_settings import LOSS_SETTINGS_SOURCE, loss_settings
+from gru4rec.text import plural
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -508,6 +509,8 @@ def table_html(frame: pd.DataFrame, css_class: str = "gru4rec-table", index: boo
 
 # ----------------------------------------------------------------------------------------------- the UI
 _SIZE_OPTIONS = (16, 32, 50, 64, 100, 128, 200, 256, 512)
+LABEL_WIDTH_PX = 130  # the controls' labels: "dropout (hidden)", the longest, needs ~115 px at JupyterLab's 13 px font
+CONTROL_WIDTH_PX = 320  # a control with its label
 _BATCH_OPTIONS = (16, 32, 50, 64, 128, 256, 512)
 _SAMPLE_OPTIONS = (0, 128, 512, 1024, 2048, 4096)
 _FINAL_ACT_OPTIONS = ("softmax", "linear", "tanh", "relu", "elu-0.5", "elu-1", "leaky-0.01")
@@ -622,7 +625,7 @@ class Playground:
         self._last_draw = 0.0
         self._live_index: Optional[int] = None
 
-        label_style = {"description_width": "105px"}
+        label_style = {"description_width": f"{LABEL_WIDTH_PX}px"}
         c = controls
         self.controls_widgets: dict[str, Any] = {
             "loss": w.Dropdown(options=list(LOSSES), value=c.loss, description="loss"),
@@ -653,7 +656,7 @@ class Playground:
                                       description="data"),
         }  # fmt: skip
         for name, control in self.controls_widgets.items():
-            control.layout = w.Layout(width="190px" if name == "method" else "300px")
+            control.layout = w.Layout(width="190px" if name == "method" else f"{CONTROL_WIDTH_PX}px")
             if name != "method":
                 control.style = label_style
             if hasattr(control, "continuous_update"):
@@ -685,7 +688,7 @@ class Playground:
 
         cw = self.controls_widgets
         method_label = w.HTML("<div style='text-align: right; padding-right: 8px'>method</div>",
-                              layout=w.Layout(width="105px"))  # fmt: skip
+                              layout=w.Layout(width=f"{LABEL_WIDTH_PX}px"))  # fmt: skip
         columns = w.HBox([
             w.VBox([w.HTML("<b>Model and loss</b>"), cw["loss"], self.loss_note, cw["final_act"], cw["bpreg"],
                     cw["layer_size"], cw["dropout_embed"], cw["dropout"]]),
@@ -863,7 +866,7 @@ class Playground:
             make_config(controls)  # fail on bad settings before the figure changes
             with run.lock:
                 run.view._start_curve(label)
-            run.say(f"Training <b>{label}</b> on {data.preset} ({controls.n_epochs} epochs) ...")
+            run.say(f"Training <b>{label}</b> on {data.preset} ({plural(controls.n_epochs, 'epoch')}) ...")
 
             def on_point(curve: LossCurve, record: Mapping[str, Any]) -> None:
                 run.draw(curve.epoch, curve.loss)

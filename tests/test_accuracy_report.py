@@ -43,6 +43,7 @@ def test_the_binomial_standard_error_of_a_recall():
     assert accuracy_report.binomial_se(0.0, 10) == 0.0
 
 
+@pytest.mark.slow
 def test_a_repeated_report_on_tiny_and_on_files(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
     base = [sys.executable, str(ROOT / "benchmarks" / "accuracy_report.py"), "--epochs", "1", "--repeats", "2",

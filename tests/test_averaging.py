@@ -64,6 +64,7 @@ def test_negative_eta_is_refused():
         WeightAverage(GRU4RecModel(7, Config(layers=(3,))), -0.5)
 
 
+@pytest.mark.slow
 def test_a_run_evaluates_and_saves_the_average_and_resumes_it(tiny, tmp_path):
     train_data, _ = tiny
     cfg = Config.preset("official", n_epochs=2, n_sample=32, batch_size=16, chunk_steps=32, dropout_p_hidden=0.0,
@@ -83,6 +84,7 @@ def test_a_run_evaluates_and_saves_the_average_and_resumes_it(tiny, tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_without_averaging_the_checkpoint_has_no_average(tiny, tmp_path):
     train_data, _ = tiny
     cfg = Config.preset("official", n_epochs=1, n_sample=32, batch_size=16, chunk_steps=32, weight_averaging=0.0)

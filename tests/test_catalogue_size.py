@@ -60,6 +60,7 @@ def _trainer(name):
     return Trainer(CONFIGS[name], N_ITEMS, counts), data
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_an_epoch_leaves_the_rows_of_unused_items_and_their_slots_bit_identical(name):
     trainer, data = _trainer(name)
@@ -74,6 +75,7 @@ def test_an_epoch_leaves_the_rows_of_unused_items_and_their_slots_bit_identical(
             assert not np.array_equal(after[: data.n_items], before[label][: data.n_items]), label
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_the_traced_chunk_reads_no_item_sized_variable_whole(name, monkeypatch):
     """Row gathers (``sparse_read``) and row scatters are allowed; a dense read (``value()``, a conversion to a

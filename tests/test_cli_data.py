@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from gru4rec.cli import main
 from tests.test_rsc15 import EXPECTED, HAND_CLICKS
 
@@ -71,6 +73,7 @@ def test_synth_no_prepare_writes_only_the_clicks(tmp_path):
     assert os.listdir(out) == ["yoochoose-clicks.dat"]
 
 
+@pytest.mark.slow
 def test_prepare_missing_file_via_python_m(tmp_path):
     command = ["prepare", "rsc15", "--clicks", str(tmp_path / "x.dat"), "--out", str(tmp_path)]
     result = subprocess.run(

@@ -66,6 +66,7 @@ REJECTED = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv", REJECTED, ids=[" ".join(a[:2]) for a in REJECTED])
 def test_rejecting_arguments_does_not_import_tensorflow(argv, tmp_path) -> None:
     code = (

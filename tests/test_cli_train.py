@@ -31,6 +31,7 @@ def test_train_help_lists_official_names(capsys):
     assert args.preset == "coveo_bprmax_shared"
 
 
+@pytest.mark.slow
 def test_train_valid_test_and_resume(tmp_path, capsys):
     run = tmp_path / "run"
     args = ["train", "--train", str(TINY / "rsc15_train_tr.txt"), "--valid", str(TINY / "rsc15_train_valid.txt"),

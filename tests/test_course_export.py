@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import nbformat
+import pytest
 
 from gru4rec.course import (
     MATHJAX_CONFIG,
@@ -19,6 +20,7 @@ from gru4rec.course import (
 )
 
 
+@pytest.mark.slow
 def test_export_loads_mathjax_from_the_folder_beside_it(tmp_path) -> None:
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_markdown_cell("The update: $$h_t = (1 - z_t) h_{t-1} + z_t \\hat h_t$$")]
@@ -74,3 +76,23 @@ def test_smoke_parameters_pass_only_what_a_notebook_declares() -> None:
         assert set(smoke_parameters(name)) <= declared, (name, set(smoke_parameters(name)) - declared)
     assert "N_EPOCHS" not in smoke_parameters("02_session_parallel_batching.ipynb")
     assert smoke_parameters("03_bp_vs_bptt_training.ipynb")["N_EPOCHS"] == 1
+
+
+def test_the_course_runs_the_lessons_in_order_then_the_playground_and_says_so() -> None:
+    """The main job's order (gru4rec.course.NOTEBOOKS) is the one its script and ``gru4rec course --help`` state."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from gru4rec.course import NOTEBOOKS
+
+    root = Path(__file__).resolve().parents[1]
+    lessons = sorted(name for name in NOTEBOOKS if not name.startswith("00_"))
+    assert list(NOTEBOOKS) == [*lessons, "00_playground.ipynb"]
+    assert sorted(p.name for p in (root / "notebooks").glob("*.ipynb")) == sorted(NOTEBOOKS)
+    said = "the lessons 01, 02, ... in order, then the playground 00"
+    script = " ".join(line.lstrip("# ") for line in (root / "ci" / "run_all.sh").read_text().splitlines()[:6])
+    assert said in script
+    help_text = subprocess.run([sys.executable, "-m", "gru4rec", "course", "--help"], capture_output=True, text=True,
+                               check=True).stdout  # fmt: skip
+    assert said in " ".join(help_text.split())

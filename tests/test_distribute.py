@@ -75,6 +75,7 @@ def _compare(single: dict, other: dict, label: str) -> None:
     assert moved > 10 * WEIGHT_ATOL  # the comparison is not vacuous
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_logical_cpus_matches_one_device(single, tmp_path):
     out = tmp_path / "mirrored"
     run = _finish(_start("mirrored", out, "--logical_cpus", "2"), out)
@@ -98,6 +99,7 @@ def _free_ports(n: int) -> list:
     return ports
 
 
+@pytest.mark.slow
 def test_multiworker_with_two_local_processes_matches_one_device(single, tmp_path):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     procs = []
@@ -136,6 +138,7 @@ def _missing_peer_worker(tmp_path, **extra):
     return _start("multiworker", out, env=_env(TF_CONFIG=tf_config, **extra)), out, workers
 
 
+@pytest.mark.slow
 def test_multiworker_without_its_peer_stops_after_the_timeout_naming_it(tmp_path):
     proc, out, workers = _missing_peer_worker(tmp_path, GRU4REC_CONNECT_TIMEOUT="4")
     try:
@@ -150,6 +153,7 @@ def test_multiworker_without_its_peer_stops_after_the_timeout_naming_it(tmp_path
     assert "GRU4REC_CONNECT_TIMEOUT" in console
 
 
+@pytest.mark.slow
 def test_multiworker_waiting_for_its_peer_ends_on_sigint(tmp_path):
     import signal
     import time

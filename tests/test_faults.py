@@ -117,6 +117,7 @@ def test_an_export_into_a_locked_run_folder_is_refused(trained, capsys):
     assert not (trained / "saved_model").exists()
 
 
+@pytest.mark.slow
 def test_a_second_process_training_into_a_folder_in_use_is_refused(tmp_path):
     """Item 2: a `gru4rec train` into an --out that another process holds exits 2, writing nothing."""
     run = tmp_path / "run"
@@ -153,6 +154,7 @@ def test_resume_finds_the_checkpoints_from_the_files(tmp_path, data, trained, st
     assert log["epoch"].tolist()[: len(first_log)] == first_log["epoch"].tolist() and log["epoch"].max() == 1
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_logs_every_step_once(tmp_path, data):
     """Item 5: the steps logged after the last checkpoint (a kill before the next) are cut, not logged twice."""
     full = train(_config(n_epochs=2), data, tmp_path / "full", progress=False)

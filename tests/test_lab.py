@@ -3,13 +3,20 @@ starts the server through the same command)."""
 
 from __future__ import annotations
 
+import http.server
+import io
 import json
 import os
+import socket
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from gru4rec import lab
+from gru4rec import lab, lab_announce
 from gru4rec.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,3 +90,83 @@ def test_cli_lab_prepares_the_course_copy(tmp_path, capsys) -> None:
     assert main(["lab", "--dir", str(tmp_path / "lab"), "--port", "0", "--prepare-only"]) == 2
     assert "--port 0" in capsys.readouterr().err
     assert os.path.islink(tmp_path / "lab" / "data")
+
+
+class _Status(http.server.BaseHTTPRequestHandler):
+    """A stand-in Jupyter server: ``/api/status`` answers 200 with the right token, 403 otherwise."""
+
+    token = "s3cret"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        ok = self.path == "/api/status" and self.headers.get("Authorization") == f"token {self.token}"
+        self.send_response(200 if ok else 403)
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_the_announcer_prints_the_full_address_once_the_server_answers() -> None:
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Status)
+    port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        out = io.StringIO()
+        assert lab_announce.wait_and_announce(port, "s3cret", lambda: True, timeout=10, poll=0.05, out=out)
+        assert f"http://127.0.0.1:{port}/lab?token=s3cret" in out.getvalue()
+        wrong = io.StringIO()  # a server that refuses the token is not "ready": the note names the time out
+        assert not lab_announce.wait_and_announce(port, "other", lambda: True, timeout=0.3, poll=0.05, out=wrong)
+        assert "did not answer within" in wrong.getvalue()
+        gone = io.StringIO()  # the server process ended: the announcer leaves quietly
+        assert not lab_announce.wait_and_announce(port, "s3cret", lambda: False, timeout=5, out=gone)
+        assert gone.getvalue() == ""
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_free_port_skips_a_port_in_use() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        assert lab_announce.free_port(taken, tries=5) != taken
+        with pytest.raises(OSError, match="choose one with --port"):
+            lab_announce.free_port(taken, tries=1)
+
+
+def test_lab_help_says_the_address_with_the_token_is_printed(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["lab", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "prints its full address with the token" in text and "--no-browser" in text
+
+
+@pytest.mark.slow
+def test_headless_lab_prints_the_full_address_with_its_token(tmp_path) -> None:
+    """The real thing: ``gru4rec lab --no-browser`` over a working copy prints ``...lab?token=<the token>`` on its
+    standard output once JupyterLab answers (the token is never in the server's command line)."""
+    port, token = lab_announce.free_port(20000 + os.getpid() % 20000), "t" * 40
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, "-m", "gru4rec", "lab", "--dir", str(tmp_path / "lab"), "--port", str(port),
+               "--token", token, "--no-browser"]  # fmt: skip
+    log = tmp_path / "stdout.txt"
+    with open(log, "w") as out:
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and f"lab?token={token}" not in log.read_text():
+            assert server.poll() is None, log.read_text()
+            time.sleep(0.5)
+        assert f"http://127.0.0.1:{port}/lab?token={token}" in log.read_text()
+        cmdline = Path(f"/proc/{server.pid}/cmdline")
+        if cmdline.exists():
+            assert token not in cmdline.read_text()
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

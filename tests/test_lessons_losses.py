@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from gru4rec.config import LOSSES, Config
@@ -54,6 +55,7 @@ def test_averaged_losses_lose_their_gradient_with_more_negatives_and_max_losses_
     assert len(figure.data) == 2 * len(LOSSES)
 
 
+@pytest.mark.slow
 def test_run_sweep_trains_each_distinct_config_once(tiny, tmp_path):
     train_data, test_data = tiny
     base = Config.preset("official", n_epochs=1, layers=(16,), n_sample=32)
@@ -64,4 +66,15 @@ def test_run_sweep_trains_each_distinct_config_once(tiny, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["00", "01"]
     assert table.loc[0, "recall@20"] == table.loc[2, "recall@20"]
     assert (table["epoch_seconds"] > 0).all()
-    assert len(sweep_figure(table, "t", ceiling={"recall@20": 0.8, "mrr@20": 0.4}).data) == 3
+    assert len(sweep_figure(table, "t", ceiling={"recall@20": 0.8, "mrr@20": 0.4}).data) == 5  # 3 bars, 2 ceilings
+
+
+def test_sweep_figure_names_the_ceilings_in_the_legend_not_over_the_bars():
+    table = pd.DataFrame({"label": ["a", "b"], "recall@20": [0.5, 0.6], "mrr@20": [0.2, 0.25],
+                          "share_recall@20": [0.6, 0.7], "share_mrr@20": [0.5, 0.6], "epoch_seconds": [1.0, 2.0]})
+    figure = sweep_figure(table, "t", ceiling={"recall@20": 0.8, "mrr@20": 0.4})
+    texts = [a.text for a in figure.layout.annotations]
+    assert not any("ceiling" in t for t in texts), texts  # only the subplot titles are annotations
+    names = [trace.name for trace in figure.data if trace.showlegend is not False]
+    assert "ceiling recall@20 0.800" in names and "ceiling mrr@20 0.400" in names
+    assert [shape.y0 for shape in figure.layout.shapes] == [0.8, 0.4]

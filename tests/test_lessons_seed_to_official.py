@@ -57,3 +57,22 @@ def test_gap_figure_on_a_hand_made_table():
     assert gap_figure(table, (0.3, 0.9)).data[0].y[0] == 0.5
     # official_index picks the honestly evaluated row that stands for the official configuration
     assert gap_figure(table, (0.3, 0.9), official_index=0).data[0].y[0] == 0.0
+
+
+@pytest.mark.slow
+def test_the_weight_averaging_step_shares_the_training_of_the_step_before(tiny, tmp_path):
+    """The last two steps are one training: the step before the average is measured on its last weights, which are
+    those of the same configuration trained without averaging (averaging does not change training)."""
+    from gru4rec.lessons.seed_to_official import measure, step_configs
+    from gru4rec.train import train
+
+    train_data, test_data = tiny
+    common = dict(n_epochs=1, layers=(16,), embedding=16, n_sample=32)
+    result = run_waterfall(train_data, test_data, tmp_path / "w", steps=STEPS[-2:], **common)
+    assert result.table["trained"].tolist() == [True, False]
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["00"]
+    assert result.configs[STEPS[-1].name].weight_averaging > 0 == result.configs[STEPS[-2].name].weight_averaging
+    alone = train(step_configs(STEPS[-2:], **common)[0][1], train_data, tmp_path / "alone", progress=False)
+    assert measure(alone, train_data, test_data)["recall@20"] == result.table["recall@20"][0]
+    before, averaged = (result.models[s.name] for s in STEPS[-2:])
+    assert before is not averaged

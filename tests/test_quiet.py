@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gru4rec import quiet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +45,7 @@ def test_quiet_loader_filters_what_a_module_writes_to_fd_2_while_it_loads(tmp_pa
     assert "something real" in err and "a real Python warning" in err
 
 
+@pytest.mark.slow
 def test_importing_tensorflow_after_gru4rec_prints_no_start_up_lines() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "GRU4REC_TF_STARTUP_LOG")}
     env["PYTHONPATH"] = str(ROOT)
@@ -86,6 +89,7 @@ def test_retracing_filter_drops_only_the_kits_own_functions() -> None:
                                                                 retracing(others[0]), None, None))  # fmt: skip
 
 
+@pytest.mark.slow
 def test_retracing_warnings_after_importing_gru4rec_only_name_other_functions() -> None:
     """A real TensorFlow: the kit's probe traced in a loop (one new tf.function per call, by design) warns nothing;
     a function of this script traced the same way still warns."""

@@ -151,6 +151,7 @@ def _recall20(model, data):
     return evaluate(GRU4RecScorer(model, output="numpy"), data, cutoffs=(20,))["recall@20"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bptt_steps", [1, 4])
 def test_learns_on_tiny_and_beats_popularity(tiny, tmp_path, bptt_steps):
     train_data, test_data = tiny
@@ -166,6 +167,7 @@ def test_learns_on_tiny_and_beats_popularity(tiny, tmp_path, bptt_steps):
 
 
 # ------------------------------------------------------------------------------------------------ run folder, resume
+@pytest.mark.slow
 def test_run_folder_resume_and_load(tiny, tmp_path):
     train_data, _ = tiny
     cfg = Config.preset("official", n_epochs=3, n_sample=32, batch_size=16, log_every=25, chunk_steps=32)
@@ -341,6 +343,7 @@ def test_logq_of_the_trainer_equals_the_official_p0_correction():
     np.testing.assert_allclose(sums.numpy()[0], expected, rtol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gru_variant", ["reset_before", "reset_after"])
 def test_an_epoch_carries_the_hidden_state_like_a_naive_step_loop(gru_variant):
     _, data = _frame_and_data()

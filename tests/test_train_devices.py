@@ -54,6 +54,7 @@ def test_absent_device_is_an_error_and_nothing_runs_no_gpu_here(tiny, tmp_path, 
         Config(precision="fp16")
 
 
+@pytest.mark.slow
 def test_bfloat16_training_still_learns_and_beats_popularity(tiny, tmp_path):
     train_data, test_data = tiny
     cfg = Config.preset("seed", n_epochs=3, learning_rate=0.005, dropout_p_hidden=0.1, chunk_steps=32,

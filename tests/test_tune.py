@@ -118,6 +118,7 @@ def test_metric_fixed_string_and_params_file_errors(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ the study
+@pytest.mark.slow
 def test_resumed_study_continues_its_trial_count_and_requeues_an_interrupted_trial(tiny_tr, tmp_path):
     space = read_space(write_space(tmp_path / "space.json", SPACE_LINES))
     base = Config.preset("official", **SMALL_MODEL)
@@ -181,6 +182,7 @@ class FakeTrial:
         self.user_attrs[key] = value
 
 
+@pytest.mark.slow
 def test_pruning_stops_the_trial_after_the_epoch_the_pruner_names(tiny_tr, tmp_path):
     space = read_space(write_space(tmp_path / "space.json", SPACE_LINES))
     base = Config.preset("official", **{**SMALL_MODEL, "n_epochs": 3})
@@ -202,6 +204,7 @@ def test_reporter_reads_the_chosen_metric():
     assert trial.reports == [(1, 0.25)]
 
 
+@pytest.mark.slow
 def test_tune_command_end_to_end(tmp_path, capsys):
     out = tmp_path / "study"
     space = write_space(tmp_path / "space.json", SPACE_LINES)
@@ -220,6 +223,7 @@ def test_tune_command_end_to_end(tmp_path, capsys):
     assert "no such parameter-space file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_resuming_with_other_fixed_settings_or_space_is_refused(tiny_tr, tmp_path):
     space = read_space(write_space(tmp_path / "space.json", SPACE_LINES))
     base = Config.preset("official", **{**SMALL_MODEL, "n_epochs": 1})

@@ -362,3 +362,14 @@ def test_rerunning_the_playground_cell_while_a_run_trains_keeps_the_run(tiny, tm
     assert widgets.live_run(runs) is None
     third = widgets.Playground(Controls(**FAST), runs, data=tiny, history=widgets.kernel_history(runs))
     assert third.run is None and "keeps the 2 run(s)" in third.status.value
+
+
+def test_playground_labels_fit_their_width(tiny: PlaygroundData, tmp_path) -> None:
+    """Every control's label fits the label column (JupyterLab's 13 px sans font: at most ~7.5 px a character),
+    so "dropout (hidden)" and "dropout (embed)" are not cut."""
+    ui = widgets.Playground(Controls(**FAST), tmp_path, data=tiny)
+    for name, control in ui.controls_widgets.items():
+        if name == "method":
+            continue
+        assert control.style.description_width == f"{widgets.LABEL_WIDTH_PX}px", name
+        assert len(control.description) * 7.5 + 8 <= widgets.LABEL_WIDTH_PX, control.description

@@ -10,8 +10,9 @@ from gru4rec.course import DEFAULT_CELL_TIMEOUT_S, NOTEBOOKS, run_course
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "course",
-        help="execute the notebooks 00-05 with papermill into an output folder",
-        description="Execute the notebook course headlessly; executed copies and HTML go to OUT/notebooks.",
+        help="execute the course (the lessons 01, 02, ... in order, then the playground 00) into an output folder",
+        description="Execute the notebook course headlessly with papermill: the lessons 01, 02, ... in order, then the "
+        "playground 00 (it compares against what the lessons measured). Executed copies and HTML go to OUT/notebooks.",
     )
     parser.add_argument("--out", default="build", help="output folder (default: build)")
     parser.add_argument("--smoke", action="store_true", help="small settings (tiny preset, one epoch)")

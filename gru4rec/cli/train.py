@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from gru4rec.cli import CliError
+from gru4rec.text import plural
 
 SEED_RUN_DIR = "runs/seed"  # under runs/ (git-ignored), not the seed's ./checkpoint in the working folder
 DROPOUT_NOTE = (
@@ -234,7 +235,7 @@ def run_train(args: argparse.Namespace) -> int:
     result = train(config, train_data, args.out, valid_data=valid, resume=args.resume, progress=not args.no_progress,
                    callbacks=[report])  # fmt: skip
     losses = ", ".join(f"{x:.4f}" for x in result.epoch_losses)
-    print(f"done: {result.epochs_done} epochs, {result.steps} steps, {_speed(result)} on "
+    print(f"done: {plural(result.epochs_done, 'epoch')}, {plural(result.steps, 'step')}, {_speed(result)} on "
           f"{result.device or 'the default device'}; epoch losses: {losses}")  # fmt: skip
     print(f"run folder: {result.run_dir}")
     if report.watch.diverging:
@@ -312,7 +313,7 @@ def run_seed(args: argparse.Namespace) -> int:
                        max_steps=args.max_steps, replace=True)  # fmt: skip
         if report.watch.diverging:
             print(f"warning: {report.watch.message}", file=sys.stderr)
-        print(f"trained {result.epochs_done} epochs ({result.steps} steps, {_speed(result)}); "
+        print(f"trained {plural(result.epochs_done, 'epoch')} ({plural(result.steps, 'step')}, {_speed(result)}); "
               f"checkpoints in {run_dir / 'checkpoints'}")  # fmt: skip
         return 0
     from gru4rec.cli.evaluate import require_predictions

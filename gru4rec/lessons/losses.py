@@ -26,6 +26,7 @@ import tensorflow as tf
 from gru4rec.config import LOSSES, Config
 from gru4rec.lessons.seed_to_official import measure
 from gru4rec.losses import row_losses
+from gru4rec.run_folder import drop_checkpoints
 from gru4rec.session_data import SessionData
 from gru4rec.train import train
 
@@ -96,12 +97,14 @@ def run_sweep(
     k: int = 20,
     ceiling: Optional[Mapping[str, float]] = None,
     on_run: Optional[Callable[[dict], None]] = None,
+    keep_checkpoints: bool = True,
     **extra: Any,
 ) -> pd.DataFrame:
     """Train and evaluate (conservative ties) every ``configs[label]`` into ``out_dir/<nn>``; one row per label with
     ``label``, ``recall@K``, ``mrr@K`` (+ their share of ``ceiling``), ``epoch_seconds``, ``events_per_s``,
     ``final_loss`` and the ``extra`` columns (a value per label, e.g. ``n_sample={label: 128, ...}``). Equal configs
-    under two labels are trained once."""
+    under two labels are trained once. ``keep_checkpoints=False`` deletes each run's ``checkpoints/`` once it is
+    measured (logs and config stay)."""
     out_dir = Path(out_dir)
     rows, done = [], {}
     for number, (label, config) in enumerate(configs.items()):
@@ -109,6 +112,8 @@ def run_sweep(
         if key not in done:  # a configuration shared by two sweeps is trained once
             result = train(config, train_data, out_dir / f"{number:02d}", progress=False)
             done[key] = measure(result, train_data, test_data, k=k, ceiling=ceiling)
+            if not keep_checkpoints:
+                drop_checkpoints(out_dir / f"{number:02d}")
         row = {"label": label, **done[key]}
         row.update({name: values[label] for name, values in extra.items()})
         rows.append(row)

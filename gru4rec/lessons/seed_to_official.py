@@ -12,6 +12,7 @@ it is measured with. :func:`run_waterfall` trains and evaluates every step on th
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -21,6 +22,7 @@ import pandas as pd
 
 from gru4rec.config import OFFICIAL_XE_WEIGHT_AVERAGING, Config
 from gru4rec.evaluate import GRU4RecScorer, evaluate
+from gru4rec.run_folder import drop_checkpoints
 from gru4rec.session_data import SessionData
 from gru4rec.train import train
 
@@ -74,7 +76,7 @@ STEPS: tuple = (
          "(the official RSC15 parameter file as the official PyTorch code runs it)"),
     Step("+ weight averaging", _frozen(weight_averaging=OFFICIAL_XE_WEIGHT_AVERAGING), "conservative",
          "evaluate a polynomial-decay average of the weights instead of the last update's (the kit's one departure "
-         "that raises accuracy): now exactly Config.preset('official'), the kit's default (README, Results)"),
+         "that raises accuracy): now exactly Config.preset('official'), the kit's default (docs/results.md)"),
 )
 """The steps of notebook 06, in order (each one change)."""
 
@@ -131,21 +133,35 @@ def run_waterfall(
     k: int = 20,
     ceiling: Optional[Mapping[str, float]] = None,
     on_step: Optional[Callable[[dict], None]] = None,
+    keep_checkpoints: bool = True,
     **common: Any,
 ) -> Waterfall:
     """Train and evaluate every step (``common``: Config overrides for all steps, e.g. ``n_epochs=3, seed=42``).
 
     A step whose Config equals an earlier step's (the honest evaluation) reuses that model instead of training it
-    again, so the two counts are of the same model. Runs go to ``out_dir/<nn>``. Columns of the table: ``step``,
-    ``tie_mode``, ``recall@K``, ``mrr@K``, their share of ``ceiling`` (when given), ``epoch_seconds`` (mean
-    training time per epoch), ``events_per_s``, ``trained`` (False when reused) and ``change``."""
+    again, so the two counts are of the same model. A step that only switches on ``weight_averaging`` shares the
+    training of the step before it (averaging does not change training): that training runs with the average, the
+    step before is measured on its last weights (``TrainResult.last_model``), the step itself on the average. Runs
+    go to ``out_dir/<nn>``; with ``keep_checkpoints=False`` their ``checkpoints/`` are deleted once trained (the
+    models stay in memory; logs and config stay). Columns of the table: ``step``, ``tie_mode``, ``recall@K``,
+    ``mrr@K``, their share of ``ceiling`` (when given), ``epoch_seconds`` (mean training time per epoch),
+    ``events_per_s``, ``trained`` (False when reused) and ``change``."""
     out_dir = Path(out_dir)
     rows, models, configs, trained_by_config = [], {}, {}, {}
-    for number, (step, config) in enumerate(step_configs(steps, **common)):
+    planned = step_configs(steps, **common)
+    for number, (step, config) in enumerate(planned):
         key = config.to_json(sort_keys=True)
         reused = key in trained_by_config
         if not reused:
-            trained_by_config[key] = train(config, train_data, out_dir / f"{number:02d}", progress=False)
+            averaged = _averaging_twin(config, planned[number + 1][1] if number + 1 < len(planned) else None)
+            run = averaged or config
+            trained = train(run, train_data, out_dir / f"{number:02d}", progress=False)
+            if not keep_checkpoints:
+                drop_checkpoints(out_dir / f"{number:02d}")
+            if averaged is not None:  # the next step's training; this step is its last weights
+                trained_by_config[averaged.to_json(sort_keys=True)] = trained
+                trained = dataclasses.replace(trained, model=trained.last_model, config=config)
+            trained_by_config[key] = trained
         result = trained_by_config[key]
         row = {"step": step.name, "tie_mode": step.tie_mode,
                **measure(result, train_data, test_data, k=k, tie_mode=step.tie_mode, ceiling=ceiling),
@@ -157,6 +173,13 @@ def run_waterfall(
         if on_step is not None:
             on_step(row)
     return Waterfall(pd.DataFrame(rows), models, configs)
+
+
+def _averaging_twin(config: Config, following: Optional[Config]) -> Optional[Config]:
+    """``following`` when it is ``config`` with only ``weight_averaging`` switched on (same training), else None."""
+    if following is None or config.weight_averaging > 0 or following.weight_averaging <= 0:
+        return None
+    return following if following.with_overrides(weight_averaging=0.0) == config else None
 
 
 def config_differences(a: Config, b: Config) -> dict:

@@ -53,9 +53,11 @@ def sweep_figure(table: pd.DataFrame, title: str, k: int = 20, ceiling: Optional
                 for v, s in zip(table[metric], share if share is not None else table[metric])]  # fmt: skip
         figure.add_trace(go.Bar(x=labels, y=table[metric], name=metric, marker={"color": color}, text=text,
                                 textposition="outside"), row=1, col=1)  # fmt: skip
-        if ceiling:
-            figure.add_hline(y=ceiling[metric], line={"dash": "dot", "color": color}, row=1, col=1,
-                             annotation_text=f"ceiling {metric} {ceiling[metric]:.3f}")  # fmt: skip
+        if ceiling:  # the dotted line is named in the legend: a label on the plot would sit on the bars' labels
+            line = {"dash": "dot", "color": color}
+            figure.add_hline(y=ceiling[metric], line=line, row=1, col=1)
+            figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=line,
+                                        name=f"ceiling {metric} {ceiling[metric]:.3f}"), row=1, col=1)  # fmt: skip
     figure.add_trace(go.Bar(x=labels, y=table["epoch_seconds"], name="s / epoch", marker={"color": "#7f7f7f"},
                             text=[f"{v:.1f}" for v in table["epoch_seconds"]], textposition="outside",
                             showlegend=False), row=1, col=2)  # fmt: skip
