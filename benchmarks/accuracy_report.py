@@ -195,6 +195,25 @@ def check_kit_run(run_dir: Path, config, train_data) -> None:
                             + "; ".join(diffs) + "; remove the folder or give another --run-dir")  # fmt: skip
 
 
+def _read_baseline_params(parser, pairs, baselines, read_params) -> dict:
+    """``--baseline-params METHOD=FILE`` pairs as ``{method: params}``, each checked by building the baseline (before
+    any data is read); a bad method, file or value is a one-line error (exit 2)."""
+    tuned: dict = {}
+    for pair in pairs:
+        method, sep, name = pair.partition("=")
+        if not sep or not name:
+            parser.error(f"--baseline-params {pair!r}: expected METHOD=FILE")
+        if method not in baselines:
+            parser.error(f"--baseline-params {pair!r}: unknown method {method!r}; choose from {', '.join(baselines)}")
+        try:
+            params = read_params(name)
+            baselines[method](**params)
+        except (TypeError, ValueError) as error:
+            parser.error(f"--baseline-params {method}: {error}")
+        tuned[method] = params
+    return tuned
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="small", help="synthetic data preset (default: small)")
@@ -227,6 +246,11 @@ def main() -> None:
     parser.add_argument("--reuse-official-logs", action="store_true",
                         help="take an official run from its log in the run folder when that log is complete, and "
                         "wait for one that a running process is still writing, instead of starting it again")
+    parser.add_argument("--params", metavar="FILE", help="GRU4Rec's tuned configuration: a best_params.json of "
+                        "`gru4rec tune` (Config overrides on --config, before --set)")
+    parser.add_argument("--baseline-params", action="append", default=[], metavar="METHOD=FILE",
+                        help="a baseline's tuned parameters: a best_params.json of `gru4rec tune --method METHOD` "
+                        "(repeatable; the row is labelled 'METHOD (tuned)')")
     parser.add_argument("--no-baselines", action="store_true",
                         help="skip the baselines (POP, S-POP, item-kNN, Markov, SR, SKNN, V-SKNN, STAN)")
     parser.add_argument("--json", metavar="OUT", help="also write the table as JSON")
@@ -242,7 +266,15 @@ def main() -> None:
     from gru4rec.evaluate import GRU4RecScorer, evaluate
     from gru4rec.runs import checkpoint_epochs, load_run
     from gru4rec.train import train
+    from gru4rec.tune import read_params
 
+    tuned_config: dict = {}
+    if args.params:
+        try:
+            tuned_config = read_params(args.params)
+        except ValueError as error:
+            parser.error(f"--params: {error}")
+    tuned_baselines = _read_baseline_params(parser, args.baseline_params, BASELINES, read_params)
     for variant in args.variants:
         if variant not in GRU_VARIANTS:
             parser.error(f"--variants: unknown value {variant!r}; allowed: {', '.join(GRU_VARIANTS)}")
@@ -267,7 +299,10 @@ def main() -> None:
     print(f"{data_name}: {train_data.n_events:,} training events, {train_data.n_items:,} items; "
           f"{test_data.n_pairs:,} test predictions; load average {os.getloadavg()[0]:.1f}", flush=True)
     overrides = dict(pair.split("=", 1) for pair in args.set)
-    base = Config.preset(args.config, n_epochs=max(args.epochs), **overrides)
+    try:
+        base = Config.preset(args.config, n_epochs=max(args.epochs), **{**tuned_config, **overrides})
+    except (TypeError, ValueError) as error:
+        parser.error(f"--config/--params/--set: {error}")
     run_root = Path(args.run_dir or f"runs/accuracy_{train_path.stem if args.train else args.preset}")
     started = time.perf_counter()
 
@@ -396,8 +431,10 @@ def main() -> None:
                                      repeat=repeat + 1, error=failures[key]))  # fmt: skip
     if not args.no_baselines:
         for method in BASELINES:
-            metrics = evaluate(make_baseline(method, train_data), test_data, cutoffs=CUTOFFS)
-            rows.append(_row(method, None, metrics["recall@20"], metrics["mrr@20"], None, ceiling_recall))
+            params = tuned_baselines.get(method, {})
+            metrics = evaluate(make_baseline(method, train_data, **params), test_data, cutoffs=CUTOFFS)
+            label = f"{method} (tuned)" if method in tuned_baselines else method
+            rows.append(_row(label, None, metrics["recall@20"], metrics["mrr@20"], None, ceiling_recall))
     if ceiling:
         rows.append(_row("ceiling (Bayes-optimal)", None, ceiling.get("recall@20"), ceiling.get("mrr@20"), None,
                          ceiling_recall))  # fmt: skip

@@ -131,3 +131,44 @@ def test_an_official_log_without_a_matching_record_is_refused(tmp_path):
     assert stale.returncode == 2
     assert "parameters: " in stale.stderr and "n_sample=32" in stale.stderr and "(log) !=" in stale.stderr
     assert not (runs / "reset_after").exists()  # refused before anything was trained
+
+
+def test_bad_tuned_parameter_files_are_refused_before_any_training(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    good = tmp_path / "sr.json"
+    good.write_text(json.dumps({"steps": 5}))
+    bad_value = tmp_path / "bad.json"
+    bad_value.write_text(json.dumps({"steps": -1}))
+    not_object = tmp_path / "list.json"
+    not_object.write_text("[1, 2]")
+    common = ["--preset", "tiny", "--epochs", "1", "--run-dir", str(tmp_path / "runs")]
+    cases = {
+        ("--baseline-params", f"nope={good}"): "unknown method 'nope'",
+        ("--baseline-params", str(good)): "expected METHOD=FILE",
+        ("--baseline-params", f"sr={bad_value}"): "--baseline-params sr:",
+        ("--baseline-params", f"sr={tmp_path / 'missing.json'}"): "no such parameter file",
+        ("--params", str(not_object)): "expected a JSON object",
+    }
+    for args, expected in cases.items():
+        done = _report(common + list(args), env)
+        assert done.returncode == 2, (args, done.stderr[-2000:])
+        assert expected in done.stderr.strip().splitlines()[-1], (args, done.stderr[-2000:])
+    assert not (tmp_path / "runs").exists()  # nothing was trained
+
+
+@pytest.mark.slow
+def test_tuned_parameters_for_gru4rec_and_a_baseline_are_used(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    gru = tmp_path / "best_params.json"
+    gru.write_text(json.dumps({"layers": [8], "n_sample": 16}))
+    sr = tmp_path / "sr_best_params.json"
+    sr.write_text(json.dumps({"steps": 3}))
+    out = tmp_path / "report.json"
+    done = _report(["--preset", "tiny", "--epochs", "1", "--variants", "reset_after",
+                    "--run-dir", str(tmp_path / "runs"), "--params", str(gru),
+                    "--baseline-params", f"sr={sr}", "--json", str(out)], env)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    config = json.loads((tmp_path / "runs" / "reset_after" / "config.json").read_text())["config"]
+    assert config["layers"] == [8] and config["n_sample"] == 16
+    methods = [r["method"] for r in json.loads(out.read_text())["rows"]]
+    assert "sr (tuned)" in methods and "sr" not in methods and "vsknn" in methods
