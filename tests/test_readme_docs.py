@@ -16,7 +16,7 @@ from gru4rec.course_timing import readme_line
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
-HISTORY = [r"\b[Ss]essions? \d+\b", r"\b[Ii]ssues? \d+\b", r"measured before", r"first session", r"re-measured",
+HISTORY = [r"(?<![-\w])[Ss]essions? \d+\b", r"\b[Ii]ssues? \d+\b", r"measured before", r"first session", r"re-measured",
            r"not re-run", r"wired in", r"before the speed work", r"\bwas made before\b"]  # fmt: skip
 
 
