@@ -348,3 +348,20 @@ def test_an_empty_validation_split_is_a_clear_error(tiny_tr, tmp_path, capfd):
         err = capfd.readouterr().err.strip()
         assert code == 2 and str(empty) in err and "no validation event can be scored" in err, err
         assert "RuntimeWarning" not in err and "nan" not in err.lower()
+
+
+@pytest.mark.parametrize("fixed, words", [
+    (f"layer=2,{QUICK}", "--fixed layer: the space also searches 'layers'"),
+    (f"size=32,{QUICK}", "--fixed size: the space also searches 'layers'"),
+    (f"lr=0.1,{QUICK}", "--fixed lr: the space also searches 'learning_rate'"),
+    (f"momentum=0.1,{QUICK}", "--fixed momentum: the space also searches 'momentum'"),
+])  # fmt: skip
+def test_a_fixed_setting_the_space_searches_is_refused(tmp_path, capfd, fixed, words):
+    lines = SPACE_LINES + ['{"name": "layers", "dtype": "categorical", "values": [16, 32]}']
+    args = ["tune", "--train", str(TINY / "rsc15_train_tr.txt"), "--valid", str(TINY / "rsc15_train_valid.txt"),
+            "--space", str(write_space(tmp_path / "space.json", lines)), "--out", str(tmp_path / "study"),
+            "--trials", "1", "--no-progress", "--fixed", fixed]  # fmt: skip
+    assert main(args) == 2
+    err = capfd.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "study").exists()

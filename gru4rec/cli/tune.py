@@ -66,6 +66,24 @@ def base_config(args: argparse.Namespace):
     return config
 
 
+def check_fixed_not_searched(fixed_text, space) -> None:
+    """A ``--fixed`` setting that the space also searches would be overridden by every trial: refuse it (the seed's
+    ``size``/``rnn_size``/``layer`` count as ``layers``)."""
+    if not fixed_text:
+        return
+    from gru4rec.config import SEED_ALIASES
+    from gru4rec.tune import parse_fixed
+
+    searched = {p.name for p in space}
+    for name in parse_fixed(fixed_text):
+        target = "layers" if name in ("size", "rnn_size", "layer") else name
+        if name in SEED_ALIASES and target != "layers":
+            target = SEED_ALIASES[name].split()[0]
+        if target in searched:
+            raise CliError(f"--fixed {name}: the space also searches {target!r}, so every trial would override it; "
+                           f"drop it from --fixed or from the space")
+
+
 def run_tune(args: argparse.Namespace) -> int:
     from gru4rec.cli.train import _evaluate_test, _read, require_pairs
     from gru4rec.train import single_threaded_ops_on_cpu, train
@@ -79,6 +97,7 @@ def run_tune(args: argparse.Namespace) -> int:
     if args.space is None:
         raise CliError("--space: required to tune gru4rec (xe, bpr-max or a space file)")
     space = read_space(space_path(args.space))
+    check_fixed_not_searched(args.fixed, space)
     base = base_config(args)
     if args.test and not os.path.isfile(args.test):
         raise CliError(f"{args.test}: no such test file")
