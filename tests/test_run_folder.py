@@ -19,7 +19,7 @@ def fake_run(folder):
 def test_a_folder_holding_a_run_names_the_cli_option_and_the_python_argument_apart(tmp_path) -> None:
     folder = fake_run(tmp_path / "run")
     with pytest.raises(RunFolderError) as error:
-        RunFolder(folder).prepare(None, None, resume=False)
+        RunFolder(folder).check_training(None, None, resume=False)
     message = str(error.value)
     assert "command line: --resume" in message and "Python: train(..., resume=True)" in message
     assert "resume=True (--resume)" not in message
