@@ -15,20 +15,6 @@ TRAIN = str(TINY / "rsc15_train_full.txt")
 TEST = str(TINY / "rsc15_test.txt")
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A GRU4Rec trained for one epoch on the tiny data (a few seconds)."""
-    from gru4rec.config import Config
-    from gru4rec.io import read_sessions
-    from gru4rec.session_data import SessionData
-    from gru4rec.train import train
-
-    out = tmp_path_factory.mktemp("run") / "tiny"
-    config = Config.preset("official", n_epochs=1, n_sample=64, layers=(32,), batch_size=32)
-    train(config, SessionData.from_frame(read_sessions(TRAIN)), out, progress=False)
-    return out
-
-
 @pytest.mark.parametrize("method", ["pop", "spop", "itemknn", "markov"])
 def test_baseline_writes_the_metrics_json(method, tmp_path, capsys):
     out = tmp_path / "m.json"

@@ -33,20 +33,6 @@ UNKNOWN = 999_999_999_999  # not an item of the tiny catalogue
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A GRU4Rec trained for one epoch on the tiny data (a few seconds)."""
-    from gru4rec.config import Config
-    from gru4rec.io import read_sessions
-    from gru4rec.session_data import SessionData
-    from gru4rec.train import train
-
-    out = tmp_path_factory.mktemp("run") / "tiny"
-    config = Config.preset("official", n_epochs=1, n_sample=64, layers=(32,), batch_size=32)
-    train(config, SessionData.from_frame(read_sessions(TRAIN)), out, progress=False)
-    return out
-
-
-@pytest.fixture(scope="module")
 def offline(run_dir) -> Recommender:
     return Recommender.from_run(run_dir)
 
