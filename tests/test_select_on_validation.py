@@ -79,13 +79,55 @@ def test_the_protocol_selects_on_validation_then_reads_the_test_split_once(tmp_p
     text = capsys.readouterr().out
     assert f"Selected weight_averaging={best}" in text and "| rand |" in text
 
-    # a run folder of another configuration is refused, not reused (one line, exit 2)
-    stale = tmp_path / "runs" / "rand" / "train_tr" / "weight_averaging=0.0" / "seed42"
-    shutil.rmtree(stale)
-    shutil.copytree(tmp_path / "runs" / "rand" / "train_tr" / "weight_averaging=2.0" / "seed42", stale)
+    # the shared training's scores of another request are refused, not reused (one line, exit 2)
+    record = tmp_path / "runs" / "rand" / "train_tr" / "base" / "seed42.json"
+    record.write_text((tmp_path / "runs" / "rand" / "train_tr" / "base" / "seed43.json").read_text())
     assert sov.main(common + ["--data", "tiny", "--data", str(second)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "cannot reuse it" in err[0] and "weight_averaging: 2.0 (run) != 0.0 (now)" in err[0]
+    assert len(err) == 1 and "cannot reuse it" in err[0] and "config" in err[0]
+
+
+def test_a_stale_run_folder_is_refused(tmp_path, capsys):
+    second = _second_data_set(tmp_path / "rand")
+    common = ["--param", "gru_variant", "--values", "reset_after", "reset_before", "--epochs", "1", "--set",
+              "layers=8", "--set", "n_sample=16", "--run-dir", str(tmp_path / "runs"), "--data", "tiny",
+              "--data", str(second)]  # fmt: skip
+    assert sov.main(common) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    runs = tmp_path / "runs" / "rand" / "train_tr"
+    shutil.rmtree(runs / "gru_variant=reset_after" / "seed42")
+    shutil.copytree(runs / "gru_variant=reset_before" / "seed42", runs / "gru_variant=reset_after" / "seed42")
+    assert sov.main(common) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot reuse it" in err[0]
+    assert "gru_variant: 'reset_before' (run) != 'reset_after' (now)" in err[0]
+
+
+def test_the_shared_training_scores_each_eta_as_its_own_training_would(tmp_path):
+    """The averages moved beside one training equal the average of a training with that eta (train.py), and eta 0
+    is that training's last weights."""
+    from gru4rec.config import Config
+    from gru4rec.datasets import ensure_preset
+
+    files = ensure_preset("tiny", progress=None)
+    config = Config.preset("official", n_epochs=2, layers=(8,), n_sample=16, seed=7)
+    shared = sov._train_with_averages(config, [0.0, 2.0], files.train_tr, files.train_valid,
+                                      tmp_path / "shared.json", [1, 2])  # fmt: skip
+    for eta in (0.0, 2.0):
+        alone = sov._train_and_evaluate(config.with_overrides(weight_averaging=eta), files.train_tr,
+                                        files.train_valid, tmp_path / f"alone{eta}", [1, 2])  # fmt: skip
+        for epoch in (1, 2):
+            for metric in sov.METRICS:
+                assert shared[eta][epoch][metric] == pytest.approx(alone[epoch][metric], abs=1e-6), (eta, epoch)
+    assert shared[0.0][2] != shared[2.0][2]  # the average is not the last weights
+
+
+def test_a_grid_of_two_parameters_names_each_candidate():
+    cands = sov.make_candidates([("gru_variant", ["a", "b"]), ("weight_averaging", [0.0, 3.0])])
+    assert [c.label for c in cands] == ["gru_variant=a weight_averaging=0.0", "gru_variant=a weight_averaging=3.0",
+                                        "gru_variant=b weight_averaging=0.0", "gru_variant=b weight_averaging=3.0"]
+    assert cands[3].setting == {"gru_variant": "b", "weight_averaging": 3.0}
+    assert [c.label for c in sov.make_candidates([("weight_averaging", [0.0, 3.0])])] == [0.0, 3.0]
 
 
 @pytest.mark.parametrize("extra, message", [
