@@ -168,6 +168,11 @@ class MemoryStateStore(StateStore):
     def counters(self) -> dict:
         return {"evictions": self.evicted, "expired": self.expired}
 
+    def session_ids(self) -> list[str]:
+        """The kept sessions, least recently used first (expired ones forgotten first)."""
+        self.sweep()
+        return list(self._records)
+
 
 # ----------------------------------------------------------------------------------------------------------------
 # Redis
