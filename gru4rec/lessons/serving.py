@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -20,6 +21,27 @@ def session_items(data: SessionData, min_length: int = 2) -> list[list[int]]:
     """The sessions of ``data`` as lists of original item ids (known items only), those with ``min_length`` or more."""
     items = [data.item_map.ids[data.items[a:b]].tolist() for a, b in zip(data.offsets[:-1], data.offsets[1:])]
     return [s for s in items if len(s) >= min_length]
+
+
+def reusable_run(candidate, train_data: SessionData) -> tuple[bool, str]:
+    """Whether the run folder ``candidate`` holds a model trained on ``train_data``'s items (the same item ids in the
+    same order), so it can be served instead of training one: ``(usable, a sentence saying why)``."""
+    from gru4rec.run_folder import RunFolderError
+    from gru4rec.runs import load_run
+
+    if candidate is None:
+        return False, "no run folder to reuse was named"
+    folder = Path(candidate)
+    if not (folder / "config.json").is_file():
+        return False, f"{folder}: no run folder there"
+    try:
+        run = load_run(folder)
+    except (RunFolderError, OSError, ValueError) as broken:
+        return False, f"{folder}: cannot be read back ({broken})"
+    if not np.array_equal(run.item_map.ids, train_data.item_map.ids):
+        return False, f"{folder}: trained on other items ({run.item_map.n_items:,} items, not this data's)"
+    layers = ", ".join(map(str, run.config.layers))
+    return True, f"{folder}: GRU({layers}), {run.config.loss}, {run.epoch} epoch(s) on this data's items"
 
 
 def offline_list(recommender: Recommender, prefix: Sequence[int], k: int):
