@@ -2,14 +2,16 @@
 
     python benchmarks/serve_load.py                                # small's test sessions, untrained GRU(100)
     python benchmarks/serve_load.py --model RUN_DIR --test PATH    # a trained run (served by `gru4rec serve`)
-    python benchmarks/serve_load.py --concurrency 1 8 64 --events 2000 --seconds 60 --json out.json
+    python benchmarks/serve_load.py --concurrency 1 8 64 --events 2000 --seconds 60 --stores memory redis
+    python benchmarks/serve_load.py --model RUN_DIR --test PATH --json out.json    # the figures as JSON too
 
 Each client replays one test session click by click (the next click is sent when the previous answer arrived) and
-takes the next session when its own ends; ``--concurrency`` clients run at once. Per level: the client-side latency
-of each ``POST /sessions/{id}/events`` (p50, p99, ms) and the events/s over the level's wall time, bounded by
-``--events`` and ``--seconds``. The server is a separate process (``gru4rec serve`` with ``--model``; without it an
-untrained GRU4Rec of ``--layers`` units over the preset's items, since speed does not depend on the weights) with
-the in-process session store and ``--batch-wait-ms``.
+takes the next session when its own ends; ``--concurrency`` clients run at once (``gru4rec.serve_load``). Per level:
+the client-side latency of each ``POST /sessions/{id}/events`` (p50, p99, ms) and the events/s over the level's wall
+time, bounded by ``--events`` and ``--seconds``. The server is a separate process (``gru4rec serve`` with
+``--model``; without it an untrained GRU4Rec of ``--layers`` units over the preset's items, since speed does not
+depend on the weights) with ``--batch-wait-ms``, once per state store of ``--stores``: ``memory`` (in the server
+process) and ``redis`` (a Redis server started for the run on 127.0.0.1, ``gru4rec.redis_process``).
 
 Beside it, in this process and without HTTP, the cost of one click: advancing the kept state
 (``Recommender.observe``) against re-reading the whole prefix at every click (``Recommender.recommend`` on the
@@ -21,7 +23,6 @@ the other processes' load (printed too).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import socket
@@ -44,10 +45,12 @@ from gru4rec.model import GRU4RecModel
 from gru4rec.recommend import Recommender
 from gru4rec.serve import SessionService, create_app
 from gru4rec.session_data import ItemMap
+from gru4rec.state_store import open_state_store
 import numpy as np
 ids = np.load(sys.argv[1])
 model = GRU4RecModel(len(ids), Config.preset("official", layers=(int(sys.argv[3]),)))
-service = SessionService(Recommender(model, ItemMap(ids)), batch_wait_ms=float(sys.argv[4]))
+store = open_state_store(sys.argv[5], ttl=1800)
+service = SessionService(Recommender(model, ItemMap(ids), store=store), batch_wait_ms=float(sys.argv[4]))
 uvicorn.run(create_app(service), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
 """
 
@@ -79,14 +82,15 @@ def load_sessions(args) -> tuple[list[list[int]], np.ndarray]:
     return sessions, item_map.ids
 
 
-def start_server(args, ids: np.ndarray, port: int, scratch: Path) -> subprocess.Popen:
+def start_server(args, ids: np.ndarray, port: int, scratch: Path, store: str) -> subprocess.Popen:
     if args.model:
-        command = [sys.executable, "-m", "gru4rec", "serve", "--model", args.model, "--port", str(port),
-                   "--batch-wait-ms", str(args.batch_wait_ms)]  # fmt: skip
+        from gru4rec.serve_process import serve_command
+
+        command = serve_command(args.model, port, store, ["--batch-wait-ms", str(args.batch_wait_ms)])
     else:
         np.save(scratch / "item_ids.npy", ids)
         command = [sys.executable, "-c", UNTRAINED_SERVER, str(scratch / "item_ids.npy"), str(port),
-                   str(args.layers), str(args.batch_wait_ms)]  # fmt: skip
+                   str(args.layers), str(args.batch_wait_ms), store]  # fmt: skip
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -104,32 +108,29 @@ def wait_for_health(httpx, base: str, server: subprocess.Popen, seconds: float =
     raise RuntimeError(f"the server did not answer /health within {seconds:.0f} s")
 
 
-async def replay(httpx, base: str, sessions: list[list[int]], concurrency: int, max_events: int, seconds: float,
-                 tag: str, k: int) -> dict:  # fmt: skip
-    """``concurrency`` clients replaying ``sessions`` in turn; latencies (ms) and events/s."""
-    latencies: list[float] = []
-    next_session = iter(range(len(sessions)))
-    stop_at = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+def run_store(args, httpx, ids: np.ndarray, sessions: list[list[int]], store: str, label: str) -> list[dict]:
+    """Every level of ``--concurrency`` against one server process on ``store``."""
+    import tempfile
 
-    async def client(http) -> None:
-        for s in next_session:
-            for item in sessions[s][:-1]:  # the last click has no next item to predict: it is not sent
-                if len(latencies) >= max_events or time.perf_counter() > stop_at:
-                    return
-                start = time.perf_counter()
-                response = await http.post(f"{base}/sessions/{tag}-{s}/events", json={"item_id": item, "k": k})
-                latencies.append((time.perf_counter() - start) * 1000.0)
-                if response.status_code != 200:
-                    raise RuntimeError(f"session {s}: {response.status_code} {response.text[:200]}")
+    from gru4rec.serve_load import load_levels
 
-    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
-        start = time.perf_counter()
-        await asyncio.gather(*(client(http) for _ in range(concurrency)))
-        wall = time.perf_counter() - start
-    ms = np.asarray(latencies)
-    return {"concurrency": concurrency, "events": len(ms), "seconds": wall, "events_per_s": len(ms) / wall,
-            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}  # fmt: skip
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as scratch:
+        server = start_server(args, ids, port, Path(scratch), store)
+        try:
+            wait_for_health(httpx, base, server)
+            levels = load_levels(base, sessions, args.concurrency, args.events, args.seconds, k=args.k, tag=label,
+                                 warm_up=200)  # fmt: skip
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    for level in levels:
+        level["store"] = label
+        level["load_average"] = os.getloadavg()[0]
+        print(f"{label:>8} {level['concurrency']:>20} {level['events']:>7} {level['events_per_s']:>9.0f} "
+              f"{level['p50_ms']:>8.2f} {level['p99_ms']:>8.2f} {level['mean_batch']:>10.1f}", flush=True)  # fmt: skip
+    return levels
 
 
 PREFIX_BUCKETS = ((1, 1), (2, 4), (5, 9), (10, 10**9))
@@ -174,8 +175,37 @@ def state_vs_prefix(args, ids: np.ndarray, sessions: list[list[int]]) -> dict:
             by_length.append({"prefix": f"{low}-{high}" if high < 10**9 else f"{low}+", "events": int(rows.sum()),
                               "kept_p50_ms": float(np.percentile(kept_ms[rows], 50)),
                               "reread_p50_ms": float(np.percentile(reread_ms[rows], 50))})  # fmt: skip
-    return {"events": len(kept), "mean_prefix_length": float(np.mean(lengths)), "max_prefix_length": int(max(lengths)),
-            "kept_state": summary(kept), "reread_prefix": summary(reread), "by_prefix_length": by_length}  # fmt: skip
+    return {"events": len(kept), "state_size": rec.state_size, "mean_prefix_length": float(np.mean(lengths)),
+            "max_prefix_length": int(max(lengths)), "kept_state": summary(kept), "reread_prefix": summary(reread),
+            "by_prefix_length": by_length}  # fmt: skip
+
+
+def store_cost(n_clicks: int, state_size: int) -> dict:
+    """Per click, in this process: the state store's own work (``load_many`` + ``save_many`` of one session's record),
+    in-process LRU against Redis on 127.0.0.1 (p50 / p99 ms over ``n_clicks``, 100 sessions in turn)."""
+    from gru4rec.redis_process import local_redis
+    from gru4rec.state_store import MemoryStateStore, RedisStateStore, SessionState
+
+    record = SessionState(np.ones(state_size, np.float32), 1)
+
+    def timed(store) -> dict:
+        store.bind(state_size, "store-cost")
+        seconds = []
+        for n in range(n_clicks):
+            session = f"s{n % 100}"
+            start = time.perf_counter()
+            store.load_many([session])
+            store.save_many([session], [record])
+            seconds.append(time.perf_counter() - start)
+        ms = 1000.0 * np.asarray(seconds[n_clicks // 10:])  # the first tenth warms up
+        return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+
+    with local_redis() as url:
+        redis_store = RedisStateStore(url, ttl=600)
+        try:
+            return {"memory": timed(MemoryStateStore(ttl=600)), "redis": timed(redis_store)}
+        finally:
+            redis_store.close()
 
 
 def main() -> None:
@@ -188,6 +218,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2000, help="most clicks per level (default 2000)")
     parser.add_argument("--seconds", type=float, default=60.0, help="most seconds per level (default 60)")
     parser.add_argument("--batch-wait-ms", type=float, default=2.0, help="the server's micro-batching wait")
+    parser.add_argument("--stores", nargs="*", choices=["memory", "redis"], default=["memory", "redis"],
+                        help="state stores to load, one server process each (default: memory redis; none: skip)")
+    parser.add_argument("--store-clicks", type=int, default=2000,
+                        help="clicks timed for the stores' own cost, read and write of a record (default 2000)")
     parser.add_argument("-k", type=int, default=20, help="list length asked for (default 20)")
     parser.add_argument(
         "--prefix-events",
@@ -209,30 +243,17 @@ def main() -> None:
     print(f"{len(sessions)} test sessions, {len(ids)} items, model: {args.model or f'untrained GRU({args.layers})'}, "
           f"k={args.k}, batch wait {args.batch_wait_ms} ms", flush=True)  # fmt: skip
 
-    import tempfile
-
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     levels = []
-    with tempfile.TemporaryDirectory() as scratch:
-        server = start_server(args, ids, port, Path(scratch))
-        try:
-            wait_for_health(httpx, base, server)
-            asyncio.run(replay(httpx, base, sessions[-50:], 4, 200, 30, "warm-up", args.k))
-            print(f"{'concurrent sessions':>20} {'events':>7} {'events/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-                  f"{'mean batch':>10}")  # fmt: skip
-            for n in args.concurrency:
-                before = httpx.get(f"{base}/metrics", timeout=10).json()
-                level = asyncio.run(replay(httpx, base, sessions, n, args.events, args.seconds, f"c{n}", args.k))
-                after = httpx.get(f"{base}/metrics", timeout=10).json()
-                calls = after["batches"] - before["batches"]
-                level["mean_batch"] = level["events"] / calls if calls else float("nan")
-                levels.append(level)
-                print(f"{n:>20} {level['events']:>7} {level['events_per_s']:>9.0f} {level['p50_ms']:>8.2f} "
-                      f"{level['p99_ms']:>8.2f} {level['mean_batch']:>10.1f}", flush=True)  # fmt: skip
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
+    print(f"{'store':>8} {'concurrent sessions':>20} {'events':>7} {'events/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'mean batch':>10}", flush=True)  # fmt: skip
+    for store in args.stores:
+        if store == "redis":
+            from gru4rec.redis_process import local_redis
+
+            with local_redis() as url:
+                levels += run_store(args, httpx, ids, sessions, url, "redis")
+        else:
+            levels += run_store(args, httpx, ids, sessions, "memory", "memory")
     local = state_vs_prefix(args, ids, sessions)
     print(f"in this process, per click over {local['events']} clicks (mean prefix {local['mean_prefix_length']:.1f}, "
           f"longest {local['max_prefix_length']}):")  # fmt: skip
@@ -243,9 +264,13 @@ def main() -> None:
     print("  p50 ms by prefix length: " + ", ".join(
         f"{b['prefix']} ({b['events']} clicks): {b['kept_p50_ms']:.2f} kept / {b['reread_p50_ms']:.2f} re-read"
         for b in local["by_prefix_length"]))  # fmt: skip
+    stores = store_cost(args.store_clicks, int(local["state_size"]))
+    print("the state store's own work per click (read and write one record): " + ", ".join(
+        f"{name} p50 {row['p50_ms']:.3f} ms, p99 {row['p99_ms']:.3f} ms" for name, row in stores.items()))  # fmt: skip
     print(f"load average now {os.getloadavg()[0]:.2f}")
     if args.json:
-        result = {"machine": info, "settings": vars(args), "levels": levels, "in_process": local}
+        result = {"machine": info, "settings": vars(args), "levels": levels, "in_process": local,
+                  "store_cost": stores}  # fmt: skip
         tmp = args.json + ".tmp"
         with open(tmp, "w") as handle:
             json.dump(result, handle, indent=2)

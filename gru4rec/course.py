@@ -34,6 +34,7 @@ NOTEBOOKS: tuple[str, ...] = (
     "06_from_the_seed_to_the_official.ipynb",
     "07_losses_and_negative_sampling.ipynb",
     "08_evaluation_flaws.ipynb",
+    "09_serving_live_sessions.ipynb",
     "00_playground.ipynb",
 )
 """Execution order of the main job: the data notebook first (it generates the preset that the others reuse), the
@@ -50,6 +51,8 @@ NOTEBOOK_SMOKE_PARAMETERS: dict[str, dict[str, Any]] = {
     "06_from_the_seed_to_the_official.ipynb": {},
     "07_losses_and_negative_sampling.ipynb": {"N_SAMPLES": [0, 2048], "SAMPLE_ALPHAS": [0.5, 1.0], "TUNE_TRIALS": 3},
     "08_evaluation_flaws.ipynb": {"SAMPLED_SWEEP": [10, 50, 100, 300], "MAX_SESSION_LENGTH": 4, "K_CORE": 3},
+    "09_serving_live_sessions.ipynb": {"MAX_PREFIX": 6, "LATENCY_REPEATS": 1, "LOAD_EVENTS": 40,
+                                       "LOAD_CONCURRENCY": [1, 4]},
     "00_playground.ipynb": {"INTERACTIVE": False},
 }
 """Per-notebook small settings on top of :data:`SMOKE_PARAMETERS`."""

@@ -15,9 +15,10 @@ Behaviour at the edges (documented here once, tested in ``tests/test_recommend.p
   unknown item in a session that has no known item yet returns an empty :class:`Recommendations` (``len() == 0``)
   instead of raising, so a live stream need not pre-filter its clicks. A caller that wants a fallback list can use
   :meth:`Recommender.popular` when the training supports are known.
-* **Live sessions** (:meth:`Recommender.observe`) are keyed by session id; a new id starts from the zero state; at
-  most ``max_sessions`` states are kept and the least recently used one is evicted when a new session arrives (an
-  evicted session that comes back starts again from zero: ``stats["evicted"]`` counts evictions).
+* **Live sessions** (:meth:`Recommender.observe`) are keyed by session id; a new id starts from the zero state. The
+  states live in a :mod:`gru4rec.state_store` (default: this process's LRU of ``max_sessions`` states, the least
+  recently used evicted when a new session arrives; or Redis, shared between processes): an evicted or expired
+  session that comes back starts again from zero (``stats["evicted"]`` counts evictions).
 * **SavedModel** (:func:`export_saved_model`): the serving signature takes original item ids and the previous state
   and returns the top-k ids, their scores, the new state and a ``known`` flag per row; an unknown id leaves the state
   unchanged and gives ``known = False`` (its top-k list is then that of the unchanged state, which for a fresh
@@ -28,11 +29,11 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import hashlib
 import os
 import shutil
 import tempfile
 import warnings
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Hashable, Iterable, Optional, Sequence, Union
 
@@ -41,6 +42,7 @@ import pandas as pd
 import tensorflow as tf
 
 from gru4rec.session_data import ItemMap
+from gru4rec.state_store import MemoryStateStore, SessionState, StateStore
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -72,12 +74,6 @@ class Recommendations:
 
 
 @dataclass
-class _Session:
-    state: np.ndarray  # (state_size,) float32: the layers' hidden states, concatenated
-    n_known: int = 0
-
-
-@dataclass
 class RecommenderStats:
     unknown_items: int = 0
     evicted: int = 0
@@ -96,11 +92,15 @@ class Recommender:
         model: a :class:`gru4rec.model.GRU4RecModel`.
         item_map: the training :class:`~gru4rec.session_data.ItemMap` (index -> original ItemId).
         item_support: training events per item index (optional; enables :meth:`popular`).
-        max_sessions: how many live sessions :meth:`observe` keeps (least recently used evicted).
+        max_sessions: how many live sessions :meth:`observe` keeps (least recently used evicted) when no ``store``
+            is given.
+        store: where the live sessions' states are kept (:mod:`gru4rec.state_store`; default a
+            :class:`~gru4rec.state_store.MemoryStateStore` of ``max_sessions`` that never expires); it is bound to
+            this model (:meth:`fingerprint`).
     """
 
     def __init__(self, model, item_map: ItemMap, item_support: Optional[np.ndarray] = None,
-                 max_sessions: int = 100_000):
+                 max_sessions: int = 100_000, store: Optional[StateStore] = None):
         if int(model.n_items) != item_map.n_items:
             raise ValueError(f"the model has {model.n_items} items but the item map {item_map.n_items}")
         if max_sessions < 1:
@@ -108,11 +108,11 @@ class Recommender:
         self.model = model
         self.item_map = item_map
         self.item_support = None if item_support is None else np.asarray(item_support)
-        self.max_sessions = int(max_sessions)
         self.layer_sizes = tuple(int(s.shape[-1]) for s in model.initial_state(1))
         self.state_size = int(sum(self.layer_sizes))
         self.stats = RecommenderStats()
-        self._sessions: OrderedDict[Hashable, _Session] = OrderedDict()
+        self.store = MemoryStateStore(max_sessions=max_sessions) if store is None else store
+        self.store.bind(self.state_size, self.fingerprint())
         self._ids = tf.constant(item_map.ids, tf.int64)
         sizes = list(self.layer_sizes)
 
@@ -137,18 +137,34 @@ class Recommender:
         self._top = top
 
     @classmethod
-    def from_run(cls, run_dir: PathLike, epoch: Optional[int] = None, max_sessions: int = 100_000) -> Recommender:
+    def from_run(cls, run_dir: PathLike, epoch: Optional[int] = None, max_sessions: int = 100_000,
+                 store: Optional[StateStore] = None) -> Recommender:  # fmt: skip
         """The model of a run folder at ``epoch`` (default: the last checkpoint), via :func:`gru4rec.runs.load_run`."""
         from gru4rec.runs import load_run
 
         run = load_run(run_dir, epoch=epoch)
         support = getattr(run, "item_support", None)
-        return cls(run.model, run.item_map, item_support=support, max_sessions=max_sessions)
+        return cls(run.model, run.item_map, item_support=support, max_sessions=max_sessions, store=store)
 
     # ------------------------------------------------------------------------------------------------------------
     @property
     def n_items(self) -> int:
         return self.item_map.n_items
+
+    @property
+    def max_sessions(self) -> Optional[int]:
+        """The most live sessions the store keeps (None: bounded by Redis's memory, not by the store)."""
+        return self.store.max_sessions
+
+    def fingerprint(self) -> str:
+        """16 hex digits of SHA-256 over the item ids, the layer sizes and every weight: the same for the same
+        model, different for another run or epoch (the Redis store's key prefix)."""
+        digest = hashlib.sha256(np.asarray(self.item_map.ids, dtype="<i8").tobytes())
+        digest.update(repr(self.layer_sizes).encode())
+        for variable in sorted(self.model.variables, key=lambda v: v.name):
+            digest.update(variable.name.encode())
+            digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+        return digest.hexdigest()[:16]
 
     def zero_state(self, batch_size: int = 1) -> np.ndarray:
         return np.zeros((batch_size, self.state_size), dtype=np.float32)
@@ -198,19 +214,6 @@ class Recommender:
 
     # ------------------------------------------------------------------------------------------------------------
     # many live sessions
-    def _session(self, session_id: Hashable) -> _Session:
-        session = self._sessions.get(session_id)
-        if session is None:
-            if len(self._sessions) >= self.max_sessions:
-                self._sessions.popitem(last=False)  # the least recently used
-                self.stats.evicted += 1
-            session = _Session(self.zero_state(1)[0])
-            self._sessions[session_id] = session
-            self.stats.sessions_started += 1
-        else:
-            self._sessions.move_to_end(session_id)
-        return session
-
     def observe_many(
         self, session_ids: Sequence[Hashable], item_ids: Sequence[int], k: int = 20
     ) -> list[Recommendations]:
@@ -234,23 +237,24 @@ class Recommender:
 
     def _observe_batch(self, session_ids, item_ids, k, rows, results) -> None:
         index = self.item_map.index_of(np.asarray(item_ids, dtype=np.int64)).astype(np.int32)
-        sessions = [self._session(sid) for sid in session_ids]
-        states = np.stack([s.state for s in sessions])
-        new_states = self._advance(tf.constant(index), tf.constant(states)).numpy()
+        kept = self.store.load_many(session_ids)
+        self.stats.sessions_started += sum(record is None for record in kept)
+        zero = self.zero_state(1)[0]
+        states = np.stack([zero if record is None else record.state for record in kept])  # (batch, state_size)
+        known_before = np.asarray([0 if record is None else record.n_known for record in kept], dtype=np.int64)
+        new_states = self._advance(tf.constant(index), tf.constant(states)).numpy()  # (batch, state_size)
         unknown = index < 0
+        n_known = known_before + ~unknown
         self.stats.unknown_items += int(unknown.sum())
-        for session, state, is_unknown in zip(sessions, new_states, unknown):
-            session.state = state
-            session.n_known += int(not is_unknown)
-        ready = [j for j, s in enumerate(sessions) if s.n_known > 0]
-        if ready:
+        records = [SessionState(state, int(n)) for state, n in zip(new_states, n_known)]
+        self.stats.evicted += self.store.save_many(session_ids, records)
+        ready = np.flatnonzero(n_known > 0)
+        if len(ready):
             ids, scores = self._lists(new_states[ready], k)
             for n, j in enumerate(ready):
                 results[rows[j]] = Recommendations(ids[n], scores[n], int(unknown[j]))
-        for j, s in enumerate(sessions):
-            if s.n_known == 0:
-                empty = Recommendations(np.zeros(0, np.int64), np.zeros(0, np.float32), int(unknown[j]))
-                results[rows[j]] = empty
+        for j in np.flatnonzero(n_known == 0):
+            results[rows[j]] = Recommendations(np.zeros(0, np.int64), np.zeros(0, np.float32), int(unknown[j]))
 
     def observe(self, session_id: Hashable, item_id: int, k: int = 20) -> Recommendations:
         """Record that ``session_id`` clicked ``item_id`` and return its top-``k`` next items (see module doc)."""
@@ -258,25 +262,27 @@ class Recommender:
 
     def current(self, session_id: Hashable, k: int = 20) -> Recommendations:
         """The top-``k`` list of a kept session after its clicks so far, without a new click (counts as a use for the
-        LRU). Raises ``KeyError`` for a session not kept (never seen, ended or evicted); the list is empty while the
-        session has no known item."""
-        session = self._sessions[session_id]
-        self._sessions.move_to_end(session_id)
-        if session.n_known == 0:
+        LRU and the idle time). Raises ``KeyError`` for a session not kept (never seen, ended, expired or evicted);
+        the list is empty while the session has no known item."""
+        record = self.store.load_many([session_id])[0]
+        if record is None:
+            raise KeyError(session_id)
+        if record.n_known == 0:
             return Recommendations(np.zeros(0, np.int64), np.zeros(0, np.float32))
-        ids, scores = self._lists(session.state[None, :], k)
+        ids, scores = self._lists(record.state[None, :], k)
         return Recommendations(ids[0], scores[0])
 
     def end_session(self, session_id: Hashable) -> bool:
         """Forget a session's state (True if it was kept)."""
-        return self._sessions.pop(session_id, None) is not None
+        return self.store.delete(session_id)
 
     @property
     def n_sessions(self) -> int:
-        return len(self._sessions)
+        """Live sessions in the store (idle ones past the store's TTL forgotten first)."""
+        return self.store.sweep()
 
     def __contains__(self, session_id: Hashable) -> bool:
-        return session_id in self._sessions
+        return session_id in self.store
 
 
 # ----------------------------------------------------------------------------------------------------------------

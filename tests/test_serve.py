@@ -24,6 +24,7 @@ from starlette.testclient import TestClient  # noqa: E402
 from gru4rec.cli import main  # noqa: E402
 from gru4rec.recommend import Recommender, UnknownItemWarning  # noqa: E402
 from gru4rec.serve import SessionService, create_app  # noqa: E402
+from gru4rec.state_store import MemoryStateStore, RedisStateStore  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "data" / "tiny"
@@ -48,9 +49,10 @@ def test_sessions(offline):
     return data, sessions
 
 
-def make_client(run_dir, **options) -> tuple[TestClient, SessionService]:
-    max_sessions = options.pop("max_sessions", 1000)
-    service = SessionService(Recommender.from_run(run_dir, max_sessions=max_sessions), **options)
+def make_client(run_dir, store=None, **options) -> tuple[TestClient, SessionService]:
+    """A test client of the app on the run's model; ``store`` default an in-process LRU of 1000 sessions."""
+    store = MemoryStateStore(max_sessions=1000) if store is None else store
+    service = SessionService(Recommender.from_run(run_dir, store=store), **options)
     return TestClient(create_app(service)), service
 
 
@@ -119,7 +121,7 @@ def test_unknown_items_are_refused_and_skipped_as_offline(run_dir, offline):
 @pytest.mark.slow
 def test_an_evicted_session_starts_again_from_zero(run_dir, offline):
     ids = offline.item_map.ids[:6].tolist()
-    client, service = make_client(run_dir, max_sessions=2)
+    client, service = make_client(run_dir, store=MemoryStateStore(max_sessions=2))
     with client:
         post(client, "a", ids[0])
         post(client, "a", ids[1])
@@ -239,7 +241,7 @@ def test_a_failing_model_call_is_a_500_for_its_requests_only(run_dir, offline):
 def test_idle_sessions_expire(run_dir, offline):
     ids = offline.item_map.ids[:4].tolist()
     now = [1000.0]
-    client, service = make_client(run_dir, idle_timeout=60, clock=lambda: now[0])
+    client, service = make_client(run_dir, store=MemoryStateStore(ttl=60, clock=lambda: now[0]))
     with client:
         post(client, "old", ids[0])
         post(client, "kept", ids[1])
@@ -260,8 +262,32 @@ def test_serve_refuses_bad_arguments_with_exit_2(tmp_path, capsys):
     assert main(["serve", "--model", str(tmp_path), "--port", "0"]) == 2
     assert main(["serve", "--model", str(tmp_path), "--max-sessions", "0"]) == 2
     assert main(["serve", "--model", str(tmp_path), "--batch-wait-ms", "-1"]) == 2
+    assert main(["serve", "--model", str(tmp_path), "--session-ttl", "0"]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 4 and "no such run folder" in err[0] and "--port 0" in err[1] and "--max-sessions" in err[2]
+    assert len(err) == 5 and "no such run folder" in err[0] and "--port 0" in err[1] and "--max-sessions" in err[2]
+    assert "--session-ttl 0.0: expected a number of seconds > 0" in err[4]
+
+
+@pytest.mark.parametrize(
+    "store, words",
+    [
+        ("redis://127.0.0.1:notaport/0", "expected redis://HOST:PORT/DB"),
+        ("redis://127.0.0.1:6379/db0", "is not a number"),
+        ("memcached://127.0.0.1:11211", "scheme must be redis://"),
+        ("disk", "expected memory or redis://HOST:PORT/DB"),
+    ],
+)
+def test_serve_refuses_a_malformed_state_store_with_exit_2(run_dir, capsys, store, words):
+    assert main(["serve", "--model", str(run_dir), "--port", str(free_port()), "--state-store", store]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("gru4rec serve: error: --state-store") and words in err[0], err
+
+
+def test_serve_refuses_an_unreachable_redis_with_exit_2(run_dir, capsys):
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    assert main(["serve", "--model", str(run_dir), "--port", str(free_port()), "--state-store", url]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and f"--state-store {url}: " in err[0] and "Connection" in err[0], err
 
 
 def test_serve_refuses_a_port_in_use_with_exit_2(run_dir, capsys):
@@ -312,3 +338,99 @@ def test_gru4rec_serve_answers_on_127_0_0_1(run_dir, offline):
             server.kill()
             server.wait()
     assert server.returncode in (0, -15)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the Redis state store (a real server: the redis_url fixture)
+@pytest.mark.slow
+def test_served_equals_offline_with_the_redis_store(run_dir, offline, test_sessions, redis_url):
+    _, sessions = test_sessions
+    chosen = [items for items in sessions if len(items) >= 3][:4]
+    client, _ = make_client(run_dir, store=RedisStateStore(redis_url, ttl=600), batch_wait_ms=20)
+    with client:
+        for s, items in enumerate(chosen):
+            for p, item in enumerate(items[:-1]):
+                served = post(client, f"r{s}", item, k=15)
+                assert served.status_code == 200, served.text
+                assert_same(served.json(), offline_list(offline, items[: p + 1], 15))
+            assert_same(client.get(f"/sessions/r{s}/recommendations", params={"k": 4}).json(),
+                        offline_list(offline, items[:-1], 4))  # fmt: skip
+        assert post(client, "r0", UNKNOWN).status_code == 422  # refused, the state is unchanged
+        assert_same(client.get("/sessions/r0/recommendations").json(), offline_list(offline, chosen[0][:-1], 20))
+        metrics = client.get("/metrics").json()
+        assert client.delete("/sessions/r1").status_code == 200
+        assert client.get("/sessions/r1/recommendations").status_code == 404
+    assert metrics["state_store"] == "redis" and metrics["live_sessions"] == len(chosen)
+    assert metrics["max_sessions"] is None and metrics["errors_5xx"] == 0
+
+
+@pytest.mark.slow
+def test_a_session_survives_a_restart_of_the_app_with_the_redis_store(run_dir, offline, redis_url):
+    items = offline.item_map.ids[[4, 11, 2, 30, 7]].tolist()
+    first, _ = make_client(run_dir, store=RedisStateStore(redis_url, ttl=600))
+    with first:
+        for item in items[:3]:
+            assert post(first, "kept", item).status_code == 200
+    # a new Recommender, service and app (another process would be the same): the state comes from Redis
+    second, _ = make_client(run_dir, store=RedisStateStore(redis_url, ttl=600))
+    with second:
+        assert_same(second.get("/sessions/kept/recommendations", params={"k": 9}).json(),
+                    offline_list(offline, items[:3], 9))  # fmt: skip
+        for item in items[3:]:
+            served = post(second, "kept", item, k=12)
+        assert_same(served.json(), offline_list(offline, items, 12))
+    # the in-process store forgets it with the process
+    memory, _ = make_client(run_dir)
+    with memory:
+        assert memory.get("/sessions/kept/recommendations").status_code == 404
+
+
+@pytest.mark.slow
+def test_redis_sessions_expire_after_the_idle_time_refreshed_by_each_use(run_dir, offline, redis_url):
+    ids = offline.item_map.ids[:3].tolist()
+    client, _ = make_client(run_dir, store=RedisStateStore(redis_url, ttl=1.5))
+    with client:
+        assert post(client, "idle", ids[0]).status_code == 200
+        time.sleep(0.9)
+        assert client.get("/sessions/idle/recommendations").status_code == 200  # a use: 1.5 s again
+        time.sleep(0.9)  # 1.8 s after the click, 0.9 s after the use
+        assert client.get("/sessions/idle/recommendations").status_code == 200
+        time.sleep(2.0)
+        gone = client.get("/sessions/idle/recommendations")
+        assert gone.status_code == 404 and "expired" in gone.json()["error"]
+        assert_same(post(client, "idle", ids[1], k=5).json(), offline_list(offline, [ids[1]], 5))  # from zero
+
+
+@pytest.mark.slow
+def test_a_lost_redis_is_a_503_and_the_server_goes_on(run_dir, offline):
+    from gru4rec.redis_process import local_redis
+
+    item = int(offline.item_map.ids[2])
+    with local_redis() as url:
+        client, _ = make_client(run_dir, store=RedisStateStore(url, ttl=60, connect_timeout=2))
+        client.__enter__()
+        assert post(client, "s", item).status_code == 200
+    try:  # the Redis server is stopped now
+        lost = post(client, "s", item)
+        assert lost.status_code == 503 and lost.json()["error"].startswith(f"state store unavailable: {url}")
+        assert client.get("/sessions/s/recommendations").status_code == 503
+        assert client.get("/health").status_code == 200
+    finally:
+        client.__exit__(None, None, None)
+
+
+@pytest.mark.slow
+def test_gru4rec_serve_processes_share_sessions_through_redis(run_dir, offline, redis_url):
+    from gru4rec.serve_process import served
+
+    items = offline.item_map.ids[[3, 8, 21, 5]].tolist()
+    with served(run_dir, state_store=redis_url, extra=["--session-ttl", "600"]) as server:
+        for item in items[:2]:
+            assert httpx.post(f"{server.url}/sessions/web-1/events", json={"item_id": item}, timeout=30).is_success
+        assert "session states redis://127.0.0.1:" in server.log()
+    assert not server.alive() and server.process.returncode in (0, -15)
+    with served(run_dir, state_store=redis_url, extra=["--session-ttl", "600"]) as restarted:
+        for item in items[2:]:
+            answer = httpx.post(f"{restarted.url}/sessions/web-1/events", json={"item_id": item, "k": 10}, timeout=30)
+        assert answer.status_code == 200
+        assert_same(answer.json(), offline_list(offline, items, 10))
