@@ -259,19 +259,16 @@ class Config:
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Config))
 _FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Config)}
 
-# The GRU of the cross-entropy presets, chosen by measurement (docs/results.md: benchmarks/accuracy_report.py, the
-# kit with either cell beside both official codes on the same data, repeated runs): the official PyTorch code's cell
-# (reset gate after the recurrent product, ``torch.nn.GRUCell``) learns faster than the Theano/TF cell (on `small`
-# Recall@20 about 0.02 higher at 3 epochs, the same at 10; on MovieLens-100K higher at 3 and at 10 epochs).
-# ``--gru_variant reset_before`` gives the Theano/TF cell. The BPR-max presets keep the Theano/TF cell (not measured).
-# Both this choice and the eta below were made on test-split figures; benchmarks/select_on_validation.py is the
-# protocol that chooses on the validation split only (not yet run for them).
+# The GRU cell and the evaluated weights of the cross-entropy presets, chosen together on validation splits only by
+# benchmarks/select_on_validation.py (docs/results/selection.md): 2 cells x eta in {0 (the last weights, as the
+# official codes), 0.5, 1, 2, 3, 5}, trained on train_tr and evaluated on train_valid, 10 epochs, seeds 42-44, on
+# `small` and on MovieLens-100K; the highest mean Recall@20 over the two data sets wins.
+# The official PyTorch code's cell: reset gate after the recurrent product (``torch.nn.GRUCell``);
+# ``--gru_variant reset_before`` gives the Theano/TF cell. The BPR-max presets keep the Theano/TF cell (not selected).
 OFFICIAL_XE_GRU_VARIANT = "reset_after"
-# The weights the cross-entropy presets evaluate, also chosen by measurement (docs/results.md): a polynomial-decay
-# average of the weights with this eta (``gru4rec.averaging``) instead of the last update's (the official codes'),
-# on `small` about 0.01 higher in Recall@20 at 3, 5 and 10 epochs. ``--weight_averaging 0`` gives the official
-# codes' last weights. The BPR-max presets keep the last weights (not measured).
-OFFICIAL_XE_WEIGHT_AVERAGING = 3.0
+# A polynomial-decay average of the weights with this eta (``gru4rec.averaging``) instead of the last update's (the
+# official codes'); ``--weight_averaging 0`` gives the last weights. The BPR-max presets keep the last weights.
+OFFICIAL_XE_WEIGHT_AVERAGING = 1.0
 
 
 def _official_param_file(loss: str, layers: int, batch_size: int, dropout_p_embed: float, dropout_p_hidden: float,
