@@ -44,9 +44,11 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
+import scipy.sparse as sp
 
 from gru4rec.baselines.classic import _Baseline
 from gru4rec.baselines.decay import check_weighting, gap_weight, position_weight
+from gru4rec.baselines.matching import BLOCK, encode, nearest_shared
 from gru4rec.baselines.session_index import Prefixes, PrefixItems, SessionIndex, prefix_items
 from gru4rec.session_data import SessionData
 
@@ -73,11 +75,9 @@ class _SessionKNN(_Baseline):
 
     def start(self, batch_size: int) -> Prefixes:
         batch_size = int(batch_size)
-        # Reused at every step: the score rows returned (only the cells written at the last step are non-zero) and
-        # each lane's last position of every item in its prefix (0: not in it; cleared after each step).
+        # Reused at every step: the score rows returned (only the cells written at the last step are non-zero).
         self._out = np.zeros((batch_size, self.n_items))
         self._written = np.zeros(0, dtype=np.int64)
-        self._positions = np.zeros((batch_size, self.n_items), dtype=np.int32)
         return Prefixes.empty(batch_size)
 
     def reset(self, state: Prefixes, mask: np.ndarray) -> Prefixes:
@@ -95,29 +95,22 @@ class _SessionKNN(_Baseline):
         state = state.append(np.asarray(items))
         batch = len(items)
         prefix = prefix_items(state, self.n_items)
-        positions = self._positions
-        positions[prefix.lane, prefix.item] = prefix.last_position
-        try:
-            lane, session, sim = self._neighbours(prefix, batch, times)
-            pair, entry, item = self._expand(session)
-            in_prefix = positions[lane[pair], item]  # last position of the item in the lane's prefix, 0: not in it
-            values = self._contributions(prefix, lane, sim, pair, entry, item, in_prefix)
-        finally:
-            positions[prefix.lane, prefix.item] = 0
-        pair_lane = lane[pair]
+        lane, session, sim = self._neighbours(prefix, batch, times)
+        scores = self._scores(prefix, batch, lane, session, sim)  # (batch, n_items) CSR, summed in neighbour order
+        rows = np.repeat(np.arange(batch, dtype=np.int64), np.diff(scores.indptr))
+        columns, values = scores.indices.astype(np.int64), scores.data
         if not getattr(self, "remind", True):
-            outside = in_prefix == 0
-            pair_lane, item, values = pair_lane[outside], item[outside], values[outside]
-        cell = pair_lane * self.n_items + item
+            outside = ~_in_prefix(prefix, rows, columns)
+            rows, columns, values = rows[outside], columns[outside], values[outside]
+        if self.normalize and len(values):  # each row divided by its maximum (rows is non-decreasing)
+            starts = np.flatnonzero(np.diff(rows, prepend=-1))
+            top = np.repeat(np.maximum.reduceat(values, starts), np.diff(np.append(starts, len(values))))
+            values = np.divide(values, top, out=values.copy(), where=top > 0)
+        cell = rows * self.n_items + columns
         flat = self._out.reshape(-1)
         flat[self._written] = 0.0
-        np.add.at(flat, cell, values)  # in neighbour order, as session-rec's dictionary updates
+        flat[cell] = values
         self._written = cell
-        if self.normalize and len(cell):  # each row divided by its maximum (pair_lane is non-decreasing)
-            summed = flat[cell]
-            starts = np.flatnonzero(np.diff(pair_lane, prepend=-1))
-            top = np.repeat(np.maximum.reduceat(summed, starts), np.diff(np.append(starts, len(cell))))
-            flat[cell] = np.divide(summed, top, out=summed.copy(), where=top > 0)
         return self._out[:batch], state
 
     # --- the recipe's parts -----------------------------------------------------------------------------------
@@ -153,16 +146,28 @@ class _SessionKNN(_Baseline):
         chosen = top_per_lane(lane, sim, self.k, batch, self.positive_only)
         return lane[chosen], session[chosen], sim[chosen]
 
-    def _expand(self, session: np.ndarray):
-        """Every (neighbour, item) entry: neighbour index, entry in the index's CSR arrays, item index."""
-        indptr = self.index.items_of.indptr
-        starts, counts = indptr[session], indptr[session + 1] - indptr[session]
-        pair = np.repeat(np.arange(len(session)), counts)
-        entry = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
-        return pair, entry, self.index.items_of.indices[entry].astype(np.int64)
+    def _weighted_sum(self, batch: int, lane: np.ndarray, session: np.ndarray, weight: np.ndarray) -> sp.csr_matrix:
+        """``(batch, n_items)``: each lane's neighbours' weights summed over their items, in neighbour order (one
+        sparse product, ``(batch, n_sessions) @ items_of``)."""
+        by_lane = sp.csr_matrix((weight, session, _indptr(lane, batch)), shape=(batch, self.index.n_sessions))
+        return by_lane @ self.index.items_of
 
-    def _segment_starts(self, pair: np.ndarray) -> np.ndarray:
-        return np.flatnonzero(np.diff(pair, prepend=-1))
+
+def _indptr(row: np.ndarray, n_rows: int) -> np.ndarray:
+    """CSR row pointers of entries whose (non-decreasing) rows are ``row``."""
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row, minlength=n_rows), out=indptr[1:])
+    return indptr
+
+
+def _in_prefix(prefix: PrefixItems, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Whether item ``columns[j]`` is in lane ``rows[j]``'s prefix (``prefix`` is sorted by (lane, item))."""
+    keys = prefix.lane * prefix.n_items + prefix.item
+    wanted = rows * prefix.n_items + columns
+    if len(keys) == 0:
+        return np.zeros(len(wanted), dtype=bool)
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return keys[at] == wanted
 
 
 def top_per_lane(lane: np.ndarray, values: np.ndarray, k: int, batch: int, positive_only: bool) -> np.ndarray:
@@ -216,8 +221,8 @@ class SessionKNN(_SessionKNN):
             sim = (2 * shared) / ((2 * shared) + neighbour + current)
         return lane, session, sim
 
-    def _contributions(self, prefix, lane, sim, pair, entry, item, in_prefix):
-        return sim[pair]
+    def _scores(self, prefix, batch, lane, session, sim):
+        return self._weighted_sum(batch, lane, session, sim)
 
 
 class VSKNN(_SessionKNN):
@@ -266,6 +271,7 @@ class VSKNN(_SessionKNN):
         super().fit(train)
         with np.errstate(divide="ignore"):
             self.idf = np.log(train.n_sessions / train.item_counts.astype(np.float64))  # events, as session-rec
+        self._idf_factor = 1.0 + self.idf * self.idf_weighting  # (n_items,) a candidate item's score multiplier
         return self
 
     def _similarity(self, prefix: PrefixItems, batch: int, times):
@@ -279,13 +285,26 @@ class VSKNN(_SessionKNN):
             sim = summed / (np.sqrt(squares[lane]) * np.sqrt(self.index.n_distinct[session]))
         return lane, session, sim
 
-    def _contributions(self, prefix, lane, sim, pair, entry, item, in_prefix):
-        latest = np.maximum.reduceat(in_prefix, self._segment_starts(pair)) if len(pair) else in_prefix
-        decay = gap_weight(self.weighting_score, prefix.length[lane] - latest + 1)  # (neighbours,)
-        values = sim[pair]
+    def _scores(self, prefix, batch, lane, session, sim):
+        latest = self._latest_match(prefix, batch, lane, session)  # (neighbours,) 1-based prefix position
+        decay = gap_weight(self.weighting_score, prefix.length[lane] - latest + 1)
+        scores = self._weighted_sum(batch, lane, session, sim * decay)
         if self.idf_weighting:
-            values = values + (values * self.idf[item] * self.idf_weighting)
-        return values * decay[pair]
+            scores.data *= self._idf_factor[scores.indices]
+        return scores
+
+    def _latest_match(self, prefix: PrefixItems, batch: int, lane: np.ndarray, session: np.ndarray) -> np.ndarray:
+        """The last prefix position (1-based) whose item each neighbour ``(lane, session)`` holds."""
+        distance = prefix.length[prefix.lane] - prefix.last_position  # 0: the current event
+        block = distance // BLOCK
+        blocks = []
+        for b in range(int(block.max(initial=0)) + 1):
+            mask = block == b
+            blocks.append(prefix.matrix_of(mask, encode(distance[mask], b), batch))
+        nearest = nearest_shared(blocks, [self.index.sessions_of], lane, session)
+        if len(nearest) and nearest.min() < 0:
+            raise RuntimeError("a neighbour shares no item with its prefix")
+        return prefix.length[lane] - nearest
 
 
 class STAN(_SessionKNN):
@@ -327,6 +346,23 @@ class STAN(_SessionKNN):
         return {"k": self.k, "sample_size": self.sample_size, "lambda_spw": self.lambda_spw,
                 "lambda_snh": self.lambda_snh, "lambda_inh": self.lambda_inh, "remind": self.remind}  # fmt: skip
 
+    def fit(self, train: SessionData) -> STAN:
+        super().fit(train)
+        index = self.index
+        # item -> sessions, cut into blocks by how far from its session's end each item's last event is (see
+        # gru4rec.baselines.matching): what finds each neighbour's last position holding an item of the prefix
+        rows = np.repeat(np.arange(index.n_sessions), np.diff(index.positions.indptr))
+        distance = index.length[rows] - index.positions.data
+        block = distance // BLOCK
+        self._blocks = []
+        for b in range(int(block.max(initial=0)) + 1):
+            mask = block == b
+            part = sp.csr_matrix((encode(distance[mask], b), (rows[mask], index.positions.indices[mask])),
+                                 shape=index.positions.shape)  # fmt: skip
+            self._blocks.append(part.T.tocsr())
+        self._inh_weight = np.exp(-np.arange(int(index.length.max(initial=1)) + 1, dtype=np.float64) / self.lambda_inh)
+        return self
+
     def _similarity(self, prefix: PrefixItems, batch: int, times):
         if times is None:
             raise ValueError("STAN needs the time of each prediction: step(state, items, times)")
@@ -339,8 +375,19 @@ class STAN(_SessionKNN):
             decay = np.exp(-age / (self.lambda_snh * SECONDS_PER_DAY))
         return lane, session, sim * decay
 
-    def _contributions(self, prefix, lane, sim, pair, entry, item, in_prefix):
-        position = self.index.last_position[entry]
-        matched = np.where(in_prefix > 0, position, 0.0)
-        anchor = np.maximum.reduceat(matched, self._segment_starts(pair)) if len(pair) else matched
-        return sim[pair] * np.exp(-np.abs(position - anchor[pair]) / self.lambda_inh)
+    def _scores(self, prefix, batch, lane, session, sim):
+        index = self.index
+        anchor_distance = nearest_shared([prefix.matrix(np.ones(len(prefix.item)), batch)], self._blocks, lane, session)
+        if len(anchor_distance) and anchor_distance.min() < 0:
+            raise RuntimeError("a neighbour shares no item with its prefix")
+        anchor = index.length[session] - anchor_distance  # (neighbours,) its last position holding a prefix item
+        neighbours = index.positions[session]  # (neighbours, n_items) CSR: each neighbour's items, last positions
+        counts = np.diff(neighbours.indptr)
+        gap = np.abs(neighbours.data - np.repeat(anchor, counts))
+        if len(gap) and gap.max() >= len(self._inh_weight):
+            self._inh_weight = np.exp(-np.arange(int(gap.max()) + 1, dtype=np.float64) / self.lambda_inh)
+        values = np.repeat(sim, counts) * self._inh_weight[gap]  # sim * exp(-|p - p*| / lambda_inh)
+        neighbours = sp.csr_matrix((values, neighbours.indices, neighbours.indptr), shape=neighbours.shape)
+        by_lane = sp.csr_matrix((np.ones(len(lane)), np.arange(len(lane)), _indptr(lane, batch)),
+                                shape=(batch, len(lane)))  # fmt: skip
+        return by_lane @ neighbours
