@@ -116,30 +116,39 @@ class _SessionKNN(_Baseline):
     # --- the recipe's parts -----------------------------------------------------------------------------------
 
     def _candidates(self, prefix: PrefixItems, batch: int, weights: Optional[np.ndarray] = None):
-        """``(lane, session row, shared distinct items[, summed prefix weights of the shared items])`` of every
-        lane's sampled candidates, lane by lane, oldest session first."""
-        ones = prefix.matrix(np.ones(len(prefix.item)), batch)
-        shared = ones @ self.index.sessions_of  # (batch, n_sessions): distinct prefix items each session holds
-        shared.sort_indices()
+        """``(lane, session row, shared distinct items, summed prefix weights of the shared items)`` of every lane's
+        sampled candidates, lane by lane, oldest session first. Without ``weights`` the last is None; with positive
+        ``weights`` the third is None (one product finds the candidates then; only SKNN needs the counts)."""
+        if weights is not None and weights.min(initial=1.0) > 0:
+            # positive weights: the weighted product has every candidate (no sum is zero), one product is enough
+            shared = prefix.matrix(weights, batch) @ self.index.sessions_of
+            shared.sort_indices()
+            summed, distinct = shared.data, None
+        else:
+            ones = prefix.matrix(np.ones(len(prefix.item)), batch)
+            shared = ones @ self.index.sessions_of  # (batch, n_sessions): distinct prefix items each session holds
+            shared.sort_indices()
+            summed, distinct = None, shared.data
+            if weights is not None:  # some weights <= 0: shifted to be positive, the shift taken off again
+                shift = 1.0 - float(weights.min())
+                product = prefix.matrix(weights + shift, batch) @ self.index.sessions_of
+                product.sort_indices()
+                if not (np.array_equal(product.indptr, shared.indptr)
+                        and np.array_equal(product.indices, shared.indices)):  # fmt: skip
+                    raise RuntimeError("weighted and plain candidate products differ in structure")
+                summed = product.data - shift * shared.data
         counts = np.diff(shared.indptr)
         lane = np.repeat(np.arange(batch), counts)
         keep = None
         if self.sample_size and counts.max(initial=0) > self.sample_size:
             within = np.arange(len(lane)) - shared.indptr[lane]
             keep = within >= (counts - self.sample_size)[lane]  # the most recent sample_size of each row
-        summed = None
-        if weights is not None:
-            shift = 0.0 if weights.min(initial=1.0) > 0 else 1.0 - float(weights.min())
-            product = prefix.matrix(weights + shift, batch) @ self.index.sessions_of
-            product.sort_indices()
-            if not (np.array_equal(product.indptr, shared.indptr) and np.array_equal(product.indices, shared.indices)):
-                raise RuntimeError("weighted and plain candidate products differ in structure")
-            summed = product.data - shift * shared.data if shift else product.data
-        columns, data = shared.indices.astype(np.int64), shared.data
+        columns = shared.indices.astype(np.int64)
         if keep is not None:
-            lane, columns, data = lane[keep], columns[keep], data[keep]
+            lane, columns = lane[keep], columns[keep]
+            distinct = distinct[keep] if distinct is not None else None
             summed = summed[keep] if summed is not None else None
-        return lane, columns, data, summed
+        return lane, columns, distinct, summed
 
     def _neighbours(self, prefix: PrefixItems, batch: int, times):
         lane, session, sim = self._similarity(prefix, batch, times)
@@ -177,13 +186,22 @@ def top_per_lane(lane: np.ndarray, values: np.ndarray, k: int, batch: int, posit
     counts = np.bincount(lane[index], minlength=batch)
     if counts.max(initial=0) <= k:
         return index
-    big = counts[lane[index]] > k
-    small, crowded = index[~big], index[big]
-    order = np.lexsort((-crowded, -values[crowded], lane[crowded]))
-    ranked = crowded[order]
-    lanes = lane[ranked]
-    rank = np.arange(len(ranked)) - np.searchsorted(lanes, lanes, side="left")
-    return np.sort(np.concatenate([small, ranked[rank < k]]))
+    big = (counts > k)[lane[index]]
+    crowded = index[big]  # entries of the lanes with more than k candidates
+    crowded_lanes = np.flatnonzero(counts > k)
+    row = np.searchsorted(crowded_lanes, lane[crowded])  # (c,) row of each entry among the crowded lanes
+    sizes = counts[crowded_lanes]
+    column = np.arange(len(crowded)) - (np.cumsum(sizes) - sizes)[row]
+    value = values[crowded]
+    padded = np.full((len(crowded_lanes), int(sizes.max())), np.inf)
+    padded[row, column] = -value
+    kth = -np.partition(padded, k - 1, axis=1)[:, k - 1]  # (crowded lanes,) k-th largest value of each
+    above = value > kth[row]
+    ties = np.flatnonzero(value == kth[row])  # the k-th value's ties: the most recent ones fill the k places
+    wanted = k - np.bincount(row[above], minlength=len(crowded_lanes))
+    from_end = np.cumsum(np.bincount(row[ties], minlength=len(crowded_lanes)))[row[ties]] - 1 - np.arange(len(ties))
+    kept_ties = ties[from_end < wanted[row[ties]]]
+    return np.sort(np.concatenate([index[~big], crowded[above], crowded[kept_ties]]))
 
 
 class SessionKNN(_SessionKNN):
