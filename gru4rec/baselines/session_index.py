@@ -29,7 +29,7 @@ class SessionIndex:
     n_distinct: np.ndarray  # (n_sessions,) float64 distinct items of each session
     end_time: np.ndarray  # (n_sessions,) float64 time of each session's last event (non-decreasing)
     length: np.ndarray  # (n_sessions,) int64 events of each session (repeats included)
-    positions: sp.csr_matrix  # (n_sessions, n_items) int64: ``items_of`` with the 1-based last position as value
+    positions: sp.csr_matrix  # (n_sessions, n_items) int32: ``items_of`` with the 1-based last position as value
 
     @classmethod
     def from_sessions(cls, train: SessionData) -> SessionIndex:
@@ -54,7 +54,7 @@ class SessionIndex:
             n_distinct=np.diff(indptr).astype(np.float64),
             end_time=end[recency],
             length=lengths[recency].astype(np.int64),
-            positions=sp.csr_matrix((last_position.astype(np.int64), columns, indptr), shape=(n_sessions, n_items)),
+            positions=sp.csr_matrix((last_position.astype(np.int32), columns, indptr), shape=(n_sessions, n_items)),
         )
 
     @property

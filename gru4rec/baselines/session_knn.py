@@ -401,10 +401,12 @@ class STAN(_SessionKNN):
         anchor = index.length[session] - anchor_distance  # (neighbours,) its last position holding a prefix item
         neighbours = index.positions[session]  # (neighbours, n_items) CSR: each neighbour's items, last positions
         counts = np.diff(neighbours.indptr)
-        gap = np.abs(neighbours.data - np.repeat(anchor, counts))
+        gap = neighbours.data - np.repeat(anchor.astype(neighbours.data.dtype), counts)
+        np.abs(gap, out=gap)
         if len(gap) and gap.max() >= len(self._inh_weight):
             self._inh_weight = np.exp(-np.arange(int(gap.max()) + 1, dtype=np.float64) / self.lambda_inh)
-        values = np.repeat(sim, counts) * self._inh_weight[gap]  # sim * exp(-|p - p*| / lambda_inh)
+        values = self._inh_weight[gap]  # exp(-|p - p*| / lambda_inh) * sim
+        values *= np.repeat(sim, counts)
         neighbours = sp.csr_matrix((values, neighbours.indices, neighbours.indptr), shape=neighbours.shape)
         by_lane = sp.csr_matrix((np.ones(len(lane)), np.arange(len(lane)), _indptr(lane, batch)),
                                 shape=(batch, len(lane)))  # fmt: skip
