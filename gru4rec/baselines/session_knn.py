@@ -153,11 +153,15 @@ class _SessionKNN(_Baseline):
     def _neighbours(self, prefix: PrefixItems, batch: int, times):
         lane, session, sim = self._similarity(prefix, batch, times)
         chosen = top_per_lane(lane, sim, self.k, batch, self.positive_only)
-        return lane[chosen], session[chosen], sim[chosen]
+        lane, session, sim = lane[chosen], session[chosen], sim[chosen]
+        # session-rec adds up its neighbours' contributions most similar first (equal similarity: more recent first);
+        # the same order makes the same sums, to the last bit where the terms are computed alike
+        order = np.lexsort((-session, -sim, lane))
+        return lane[order], session[order], sim[order]
 
     def _weighted_sum(self, batch: int, lane: np.ndarray, session: np.ndarray, weight: np.ndarray) -> sp.csr_matrix:
-        """``(batch, n_items)``: each lane's neighbours' weights summed over their items, in neighbour order (one
-        sparse product, ``(batch, n_sessions) @ items_of``)."""
+        """``(batch, n_items)``: each lane's neighbours' weights summed over their items, in the order given (one
+        sparse product, ``(batch, n_sessions) @ items_of``; ``lane`` grouped by lane)."""
         by_lane = sp.csr_matrix((weight, session, _indptr(lane, batch)), shape=(batch, self.index.n_sessions))
         return by_lane @ self.index.items_of
 
@@ -167,6 +171,12 @@ def _indptr(row: np.ndarray, n_rows: int) -> np.ndarray:
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(np.bincount(row, minlength=n_rows), out=indptr[1:])
     return indptr
+
+
+def _by_lane(lane: np.ndarray, batch: int) -> sp.csr_matrix:
+    """``(batch, n_neighbours)`` CSR of ones: row ``b`` holds lane ``b``'s neighbours in the order given, so a product
+    with a ``(n_neighbours, n_items)`` matrix adds them up in that order (``lane`` grouped by lane)."""
+    return sp.csr_matrix((np.ones(len(lane)), np.arange(len(lane)), _indptr(lane, batch)), shape=(batch, len(lane)))
 
 
 def _in_prefix(prefix: PrefixItems, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
@@ -306,10 +316,16 @@ class VSKNN(_SessionKNN):
     def _scores(self, prefix, batch, lane, session, sim):
         latest = self._latest_match(prefix, batch, lane, session)  # (neighbours,) 1-based prefix position
         decay = gap_weight(self.weighting_score, prefix.length[lane] - latest + 1)
-        scores = self._weighted_sum(batch, lane, session, sim * decay)
-        if self.idf_weighting:
-            scores.data *= self._idf_factor[scores.indices]
-        return scores
+        if not self.idf_weighting:
+            return self._weighted_sum(batch, lane, session, sim * decay)
+        # each (neighbour, item) term as session-rec computes it: (sim + sim * idf * w) * decay
+        neighbours = self.index.items_of[session]
+        counts = np.diff(neighbours.indptr)
+        values = np.repeat(sim, counts)
+        values += values * self.idf[neighbours.indices] * self.idf_weighting
+        values *= np.repeat(decay, counts)
+        return _by_lane(lane, batch) @ sp.csr_matrix((values, neighbours.indices, neighbours.indptr),
+                                                     shape=neighbours.shape)  # fmt: skip
 
     def _latest_match(self, prefix: PrefixItems, batch: int, lane: np.ndarray, session: np.ndarray) -> np.ndarray:
         """The last prefix position (1-based) whose item each neighbour ``(lane, session)`` holds."""
@@ -408,6 +424,4 @@ class STAN(_SessionKNN):
         values = self._inh_weight[gap]  # exp(-|p - p*| / lambda_inh) * sim
         values *= np.repeat(sim, counts)
         neighbours = sp.csr_matrix((values, neighbours.indices, neighbours.indptr), shape=neighbours.shape)
-        by_lane = sp.csr_matrix((np.ones(len(lane)), np.arange(len(lane)), _indptr(lane, batch)),
-                                shape=(batch, len(lane)))  # fmt: skip
-        return by_lane @ neighbours
+        return _by_lane(lane, batch) @ neighbours
