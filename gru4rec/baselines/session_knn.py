@@ -316,16 +316,12 @@ class VSKNN(_SessionKNN):
     def _scores(self, prefix, batch, lane, session, sim):
         latest = self._latest_match(prefix, batch, lane, session)  # (neighbours,) 1-based prefix position
         decay = gap_weight(self.weighting_score, prefix.length[lane] - latest + 1)
-        if not self.idf_weighting:
-            return self._weighted_sum(batch, lane, session, sim * decay)
-        # each (neighbour, item) term as session-rec computes it: (sim + sim * idf * w) * decay
-        neighbours = self.index.items_of[session]
-        counts = np.diff(neighbours.indptr)
-        values = np.repeat(sim, counts)
-        values += values * self.idf[neighbours.indices] * self.idf_weighting
-        values *= np.repeat(decay, counts)
-        return _by_lane(lane, batch) @ sp.csr_matrix((values, neighbours.indices, neighbours.indptr),
-                                                     shape=neighbours.shape)  # fmt: skip
+        scores = self._weighted_sum(batch, lane, session, sim * decay)
+        if self.idf_weighting:
+            # session-rec adds (sim + sim * idf * w) * decay per (neighbour, item): the same sum, factored, up to
+            # rounding (which can order items whose scores agree to a few units in the last place differently)
+            scores.data *= self._idf_factor[scores.indices]
+        return scores
 
     def _latest_match(self, prefix: PrefixItems, batch: int, lane: np.ndarray, session: np.ndarray) -> np.ndarray:
         """The last prefix position (1-based) whose item each neighbour ``(lane, session)`` holds."""
