@@ -117,8 +117,11 @@ def fixture(paths: list[str], table: dict, n_sessions: int) -> dict:
     }
     for data, methods in table.items():
         for method, row in methods.items():
-            out["source"] = row["source"]
+            out["source"] = {k: v for k, v in row["source"].items() if k != "class"}
+            out["source"]["command"] = ("python sr_runner.py --method METHOD --train TRAIN --test TEST --out REF.json "
+                                        "(the runner outside this repository; session-rec's default parameters)")
             out["metrics"].setdefault(data, {})[method] = {
+                "class": row["source"]["class"],
                 "n_events": row["n_events"], "params": {k: row["params"][k] for k in sorted(row["params"])},
                 "session_rec": row["session_rec"], "kit": row["kit"], "equal_ranks": row["equal_ranks"],
                 "session_rec_seconds": round(row["session_rec_seconds"], 1),
