@@ -174,7 +174,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     for path in args.references:
         if not os.path.isfile(path):
-            raise SystemExit(f"{path}: no such reference file")
+            parser.error(f"{path}: no such reference file")
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from machine import describe, machine_line
 
