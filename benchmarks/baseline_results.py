@@ -2,17 +2,18 @@
 kit's evaluator on test splits, written as one JSON file beside GRU4Rec's numbers.
 
     python benchmarks/baseline_results.py --out docs/results/baselines_test.json
-    python benchmarks/baseline_results.py --set ml-100k=data/generated/ml-100k/movielens_train_full.txt,\\
-        data/generated/ml-100k/movielens_test.txt --params vsknn=docs/results/vsknn_ml100k/best_params.json --out F
+    python benchmarks/baseline_results.py --params sr@ml-100k=docs/results/baselines_tuned/sr_ml100k.json \
+        --set ml-100k=data/generated/ml-100k/movielens_train_full.txt,data/generated/ml-100k/movielens_test.txt \
+        --out OUT.json
 
 Default sets: ``small`` (the synthetic preset, generated on first use: ``train_full`` -> ``test``) and ``ml-100k``
 (the files of ``gru4rec prepare movielens`` under ``data/generated/ml-100k/``; skipped with a message when they are
-not there). Each method is fitted on the set's training file with its default parameters (``docs/baselines.md``), or
-with ``--params METHOD=FILE`` (a ``best_params.json`` of ``gru4rec tune --method METHOD``: that method is then
-reported twice, ``default`` and ``tuned``), and evaluated on every prediction of the test file, all items ranked,
-conservative ties. Per method: Recall@20, MRR@20, the binomial standard error of the Recall@20 figure
-(``sqrt(p (1 - p) / n)``) and the standard error of the MRR@20 mean (the reciprocal ranks' standard deviation over
-``sqrt(n)``), the seconds to fit and to evaluate, and the parameters.
+not there). Each method is fitted on the set's training file with its default parameters (``docs/baselines.md``),
+and also with ``--params METHOD=FILE`` (every set) or ``METHOD@SET=FILE`` (that set only), a ``best_params.json``
+of ``gru4rec tune --method METHOD``: the method is then reported twice, ``METHOD`` and ``METHOD (tuned)``. Every
+prediction of the test file is ranked among all items, conservative ties. Per method: Recall@20, MRR@20, the
+binomial standard error of the Recall@20 figure (``sqrt(p (1 - p) / n)``) and the standard error of the MRR@20 mean
+(the reciprocal ranks' standard deviation over ``sqrt(n)``), the seconds to fit and to evaluate, and the parameters.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ def _sets(pairs: list[str]) -> dict:
 
 
 def _tuned(pairs: list[str]) -> dict:
+    """``--params METHOD[@SET]=FILE`` as ``{(method, set or None): {"params", "file"}}``, each checked by building
+    the baseline."""
     if not pairs:
         return {}
     from gru4rec.baselines import BASELINES
@@ -101,9 +104,10 @@ def _tuned(pairs: list[str]) -> dict:
 
     tuned = {}
     for pair in pairs:
-        method, sep, path = pair.partition("=")
-        if not sep or not path:
-            _bad_input(f"--params {pair!r}: expected METHOD=FILE")
+        key, sep, path = pair.partition("=")
+        method, at, data = key.partition("@")
+        if not sep or not path or (at and not data):
+            _bad_input(f"--params {pair!r}: expected METHOD=FILE or METHOD@SET=FILE")
         if method not in BASELINES:
             _bad_input(f"--params {pair!r}: unknown method {method!r}; choose from {', '.join(BASELINES)}")
         try:
@@ -111,7 +115,7 @@ def _tuned(pairs: list[str]) -> dict:
             BASELINES[method](**params)
         except (OSError, TypeError, ValueError) as error:
             _bad_input(f"--params {method}: {error}")
-        tuned[method] = {"params": params, "file": path}
+        tuned[(method, data or None)] = {"params": params, "file": path}
     return tuned
 
 
@@ -120,8 +124,9 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=TRAIN,TEST",
                         help="a data set (repeatable; default: small and ml-100k)")  # fmt: skip
     parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
-    parser.add_argument("--params", action="append", default=[], metavar="METHOD=FILE",
-                        help="tuned parameters of a method (best_params.json of gru4rec tune); repeatable")  # fmt: skip
+    parser.add_argument("--params", action="append", default=[], metavar="METHOD[@SET]=FILE",
+                        help="tuned parameters of a method (best_params.json of gru4rec tune), for every set or only "
+                        "for SET; repeatable")  # fmt: skip
     parser.add_argument("--out", required=True, metavar="FILE", help="the JSON file to write")
     args = parser.parse_args(argv)
     tuned = _tuned(args.params)
@@ -142,12 +147,13 @@ def main(argv=None) -> int:
         test = SessionData.from_frame(gio.read_sessions(test_path), train.item_map)
         rows = {}
         for method in args.methods:
-            variants = [("default", {})] + ([("tuned", tuned[method]["params"])] if method in tuned else [])
+            chosen = tuned.get((method, name), tuned.get((method, None)))
+            variants = [("default", {})] + ([("tuned", chosen["params"])] if chosen else [])
             for label, params in variants:
                 key = method if label == "default" else f"{method} (tuned)"
                 rows[key] = row(method, params, train, test)
                 if label == "tuned":
-                    rows[key]["params_file"] = tuned[method]["file"]
+                    rows[key]["params_file"] = chosen["file"]
                 r = rows[key]
                 print(f"{name:8} {key:15} R@20 {r['recall@20']:.4f} ± {r['recall@20_se']:.4f}  MRR@20 "
                       f"{r['mrr@20']:.4f} ± {r['mrr@20_se']:.4f}  ({r['n_events']} predictions, "

@@ -47,11 +47,13 @@ def test_tuned_parameters_add_a_row(tmp_path):
     params = tmp_path / "best_params.json"
     params.write_text(json.dumps({"k": 50, "sample_size": 200}))
     out = tmp_path / "rows.json"
-    baseline_results.main(["--set", f"tiny={TRAIN},{TEST}", "--methods", "vsknn", "--params", f"vsknn={params}",
-                           "--out", str(out)])  # fmt: skip
-    rows = json.loads(out.read_text())["sets"]["tiny"]["methods"]
+    baseline_results.main(["--set", f"tiny={TRAIN},{TEST}", "--set", f"again={TRAIN},{TEST}", "--methods", "vsknn",
+                           "--params", f"vsknn@tiny={params}", "--out", str(out)])  # fmt: skip
+    sets = json.loads(out.read_text())["sets"]
+    rows = sets["tiny"]["methods"]
     assert rows["vsknn (tuned)"]["params"]["k"] == 50 and rows["vsknn"]["params"]["k"] == 500
     assert rows["vsknn (tuned)"]["params_file"] == str(params)
+    assert set(sets["again"]["methods"]) == {"vsknn"}  # tuned for tiny only
 
 
 @pytest.mark.parametrize("args, message", [
@@ -59,6 +61,7 @@ def test_tuned_parameters_add_a_row(tmp_path):
     (["--set", f"tiny={TRAIN},/no/such/test.txt"], "/no/such/test.txt: no such file"),
     (["--params", "vsknn=/no/such/best_params.json"], "--params vsknn"),
     (["--params", "gru=x.json"], "unknown method 'gru'"),
+    (["--params", "sr@=x.json"], "expected METHOD=FILE or METHOD@SET=FILE"),
 ])  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
