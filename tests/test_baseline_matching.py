@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 from gru4rec.baselines import STAN, VSKNN
 from gru4rec.baselines.matching import BLOCK, encode, nearest_shared, smallest_distance
-from gru4rec.baselines.session_knn import top_per_lane
+from gru4rec.baselines.session_knn import _top_by_partition, _top_by_sort, top_per_lane
 from gru4rec.session_data import SessionData
 
 N_ITEMS = 40
@@ -159,3 +159,15 @@ def test_top_per_lane_keeps_the_k_largest_and_the_most_recent_ties(positive_only
     for k in (1, 3, 10, 40):
         np.testing.assert_array_equal(top_per_lane(lane, values, k, batch, positive_only),
                                       _top_brute(lane, values, k, batch, positive_only))  # fmt: skip
+
+
+def test_both_ways_of_picking_the_top_agree_on_skewed_lanes():
+    rng = np.random.default_rng(4)
+    counts = np.array([3000, 12, 40, 7, 500])  # one lane far larger than the others
+    lane = np.repeat(np.arange(len(counts)), counts)
+    values = rng.integers(0, 6, size=len(lane)).astype(np.float64)
+    for k in (1, 5, 6):
+        by_partition = np.sort(_top_by_partition(lane, values, k, np.arange(len(counts)), counts))
+        np.testing.assert_array_equal(by_partition, np.sort(_top_by_sort(lane, values, k)))
+        np.testing.assert_array_equal(top_per_lane(lane, values, k, len(counts), False),
+                                      _top_brute(lane, values, k, len(counts), False))  # fmt: skip

@@ -199,19 +199,34 @@ def top_per_lane(lane: np.ndarray, values: np.ndarray, k: int, batch: int, posit
     big = (counts > k)[lane[index]]
     crowded = index[big]  # entries of the lanes with more than k candidates
     crowded_lanes = np.flatnonzero(counts > k)
-    row = np.searchsorted(crowded_lanes, lane[crowded])  # (c,) row of each entry among the crowded lanes
-    sizes = counts[crowded_lanes]
-    column = np.arange(len(crowded)) - (np.cumsum(sizes) - sizes)[row]
-    value = values[crowded]
-    padded = np.full((len(crowded_lanes), int(sizes.max())), np.inf)
+    if len(crowded_lanes) * int(counts.max()) <= 4 * len(crowded) + (1 << 20):
+        kept = _top_by_partition(lane[crowded], values[crowded], k, crowded_lanes, counts[crowded_lanes])
+    else:  # lanes of very different sizes: a padded array would be mostly padding
+        kept = _top_by_sort(lane[crowded], values[crowded], k)
+    return np.sort(np.concatenate([index[~big], crowded[kept]]))
+
+
+def _top_by_partition(lane, value, k, lanes, sizes) -> np.ndarray:
+    """Positions of each lane's ``k`` largest ``value`` (ties: the later ones), from one partition of a (lanes ×
+    largest lane) array; every lane has more than ``k`` entries."""
+    row = np.searchsorted(lanes, lane)  # (c,) row of each entry among the lanes
+    column = np.arange(len(lane)) - (np.cumsum(sizes) - sizes)[row]
+    padded = np.full((len(lanes), int(sizes.max())), np.inf)
     padded[row, column] = -value
-    kth = -np.partition(padded, k - 1, axis=1)[:, k - 1]  # (crowded lanes,) k-th largest value of each
-    above = value > kth[row]
+    kth = -np.partition(padded, k - 1, axis=1)[:, k - 1]  # (lanes,) k-th largest value of each
+    above = np.flatnonzero(value > kth[row])
     ties = np.flatnonzero(value == kth[row])  # the k-th value's ties: the most recent ones fill the k places
-    wanted = k - np.bincount(row[above], minlength=len(crowded_lanes))
-    from_end = np.cumsum(np.bincount(row[ties], minlength=len(crowded_lanes)))[row[ties]] - 1 - np.arange(len(ties))
-    kept_ties = ties[from_end < wanted[row[ties]]]
-    return np.sort(np.concatenate([index[~big], crowded[above], crowded[kept_ties]]))
+    wanted = k - np.bincount(row[above], minlength=len(lanes))
+    from_end = np.cumsum(np.bincount(row[ties], minlength=len(lanes)))[row[ties]] - 1 - np.arange(len(ties))
+    return np.concatenate([above, ties[from_end < wanted[row[ties]]]])
+
+
+def _top_by_sort(lane, value, k) -> np.ndarray:
+    """Positions of each lane's ``k`` largest ``value`` (ties: the later ones), from one sort."""
+    order = np.lexsort((-np.arange(len(lane)), -value, lane))
+    lanes = lane[order]
+    rank = np.arange(len(order)) - np.searchsorted(lanes, lanes, side="left")
+    return order[rank < k]
 
 
 class SessionKNN(_SessionKNN):
