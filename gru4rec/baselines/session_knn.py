@@ -9,6 +9,10 @@ All three share one recipe for the current session (the lane's prefix, the curre
 2. **Similarity** of the prefix with each candidate (method-specific, below), and the ``k`` most similar
    candidates become the neighbours.
 3. **Scores**: each neighbour adds a (method-specific) amount to each of its items; items of no neighbour score 0.
+   The neighbours are added most similar first, as session-rec does, by one sparse product per step:
+   ``(lanes × neighbour weights) @ (sessions × items)`` for SKNN and V-SKNN, ``(lanes × neighbours) @ (neighbours ×
+   items)`` of STAN's per-(neighbour, item) terms. What V-SKNN's and STAN's terms need of the most recent shared item
+   comes from :mod:`gru4rec.baselines.matching`.
 
 The methods (parameter names and defaults as session-rec; defaults from its ``conf/example_next.yml``):
 
