@@ -28,6 +28,8 @@ class SessionIndex:
     last_position: np.ndarray  # (nnz,) float64: 1-based position of the item's last event in its session
     n_distinct: np.ndarray  # (n_sessions,) float64 distinct items of each session
     end_time: np.ndarray  # (n_sessions,) float64 time of each session's last event (non-decreasing)
+    length: np.ndarray  # (n_sessions,) int64 events of each session (repeats included)
+    positions: sp.csr_matrix  # (n_sessions, n_items) int32: ``items_of`` with the 1-based last position as value
 
     @classmethod
     def from_sessions(cls, train: SessionData) -> SessionIndex:
@@ -44,12 +46,15 @@ class SessionIndex:
         indptr = np.zeros(n_sessions + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=n_sessions), out=indptr[1:])
         items_of = sp.csr_matrix((np.ones(len(unique)), columns, indptr), shape=(n_sessions, n_items))
+        last_position = position[::-1][last]
         return cls(
             items_of=items_of,
             sessions_of=items_of.T.tocsr(),
-            last_position=position[::-1][last].astype(np.float64),
+            last_position=last_position.astype(np.float64),
             n_distinct=np.diff(indptr).astype(np.float64),
             end_time=end[recency],
+            length=lengths[recency].astype(np.int64),
+            positions=sp.csr_matrix((last_position.astype(np.int32), columns, indptr), shape=(n_sessions, n_items)),
         )
 
     @property
@@ -100,6 +105,13 @@ class PrefixItems:
         indptr = np.zeros(batch + 1, dtype=np.int64)
         np.cumsum(np.bincount(self.lane, minlength=batch), out=indptr[1:])
         return sp.csr_matrix((values, self.item, indptr), shape=(batch, self.n_items))
+
+    def matrix_of(self, mask: np.ndarray, values: np.ndarray, batch: int) -> sp.csr_matrix:
+        """``(batch, n_items)`` CSR with ``values`` (one per True of ``mask``) at the prefix items where ``mask`` (m,)
+        is True."""
+        indptr = np.zeros(batch + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.lane[mask], minlength=batch), out=indptr[1:])
+        return sp.csr_matrix((values, self.item[mask], indptr), shape=(batch, self.n_items))
 
 
 def prefix_items(state: Prefixes, n_items: int) -> PrefixItems:

@@ -9,6 +9,10 @@ All three share one recipe for the current session (the lane's prefix, the curre
 2. **Similarity** of the prefix with each candidate (method-specific, below), and the ``k`` most similar
    candidates become the neighbours.
 3. **Scores**: each neighbour adds a (method-specific) amount to each of its items; items of no neighbour score 0.
+   The neighbours are added most similar first, as session-rec does, by one sparse product per step:
+   ``(lanes × neighbour weights) @ (sessions × items)`` for SKNN and V-SKNN, ``(lanes × neighbours) @ (neighbours ×
+   items)`` of STAN's per-(neighbour, item) terms. What V-SKNN's and STAN's terms need of the most recent shared item
+   comes from :mod:`gru4rec.baselines.matching`.
 
 The methods (parameter names and defaults as session-rec; defaults from its ``conf/example_next.yml``):
 
@@ -44,9 +48,11 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
+import scipy.sparse as sp
 
 from gru4rec.baselines.classic import _Baseline
 from gru4rec.baselines.decay import check_weighting, gap_weight, position_weight
+from gru4rec.baselines.matching import BLOCK, encode, nearest_shared
 from gru4rec.baselines.session_index import Prefixes, PrefixItems, SessionIndex, prefix_items
 from gru4rec.session_data import SessionData
 
@@ -73,11 +79,9 @@ class _SessionKNN(_Baseline):
 
     def start(self, batch_size: int) -> Prefixes:
         batch_size = int(batch_size)
-        # Reused at every step: the score rows returned (only the cells written at the last step are non-zero) and
-        # each lane's last position of every item in its prefix (0: not in it; cleared after each step).
+        # Reused at every step: the score rows returned (only the cells written at the last step are non-zero).
         self._out = np.zeros((batch_size, self.n_items))
         self._written = np.zeros(0, dtype=np.int64)
-        self._positions = np.zeros((batch_size, self.n_items), dtype=np.int32)
         return Prefixes.empty(batch_size)
 
     def reset(self, state: Prefixes, mask: np.ndarray) -> Prefixes:
@@ -95,74 +99,98 @@ class _SessionKNN(_Baseline):
         state = state.append(np.asarray(items))
         batch = len(items)
         prefix = prefix_items(state, self.n_items)
-        positions = self._positions
-        positions[prefix.lane, prefix.item] = prefix.last_position
-        try:
-            lane, session, sim = self._neighbours(prefix, batch, times)
-            pair, entry, item = self._expand(session)
-            in_prefix = positions[lane[pair], item]  # last position of the item in the lane's prefix, 0: not in it
-            values = self._contributions(prefix, lane, sim, pair, entry, item, in_prefix)
-        finally:
-            positions[prefix.lane, prefix.item] = 0
-        pair_lane = lane[pair]
+        lane, session, sim = self._neighbours(prefix, batch, times)
+        scores = self._scores(prefix, batch, lane, session, sim)  # (batch, n_items) CSR, summed in neighbour order
+        rows = np.repeat(np.arange(batch, dtype=np.int64), np.diff(scores.indptr))
+        columns, values = scores.indices.astype(np.int64), scores.data
         if not getattr(self, "remind", True):
-            outside = in_prefix == 0
-            pair_lane, item, values = pair_lane[outside], item[outside], values[outside]
-        cell = pair_lane * self.n_items + item
+            outside = ~_in_prefix(prefix, rows, columns)
+            rows, columns, values = rows[outside], columns[outside], values[outside]
+        if self.normalize and len(values):  # each row divided by its maximum (rows is non-decreasing)
+            starts = np.flatnonzero(np.diff(rows, prepend=-1))
+            top = np.repeat(np.maximum.reduceat(values, starts), np.diff(np.append(starts, len(values))))
+            values = np.divide(values, top, out=values.copy(), where=top > 0)
+        cell = rows * self.n_items + columns
         flat = self._out.reshape(-1)
         flat[self._written] = 0.0
-        np.add.at(flat, cell, values)  # in neighbour order, as session-rec's dictionary updates
+        flat[cell] = values
         self._written = cell
-        if self.normalize and len(cell):  # each row divided by its maximum (pair_lane is non-decreasing)
-            summed = flat[cell]
-            starts = np.flatnonzero(np.diff(pair_lane, prepend=-1))
-            top = np.repeat(np.maximum.reduceat(summed, starts), np.diff(np.append(starts, len(cell))))
-            flat[cell] = np.divide(summed, top, out=summed.copy(), where=top > 0)
         return self._out[:batch], state
 
     # --- the recipe's parts -----------------------------------------------------------------------------------
 
     def _candidates(self, prefix: PrefixItems, batch: int, weights: Optional[np.ndarray] = None):
-        """``(lane, session row, shared distinct items[, summed prefix weights of the shared items])`` of every
-        lane's sampled candidates, lane by lane, oldest session first."""
-        ones = prefix.matrix(np.ones(len(prefix.item)), batch)
-        shared = ones @ self.index.sessions_of  # (batch, n_sessions): distinct prefix items each session holds
-        shared.sort_indices()
+        """``(lane, session row, shared distinct items, summed prefix weights of the shared items)`` of every lane's
+        sampled candidates, lane by lane, oldest session first. Without ``weights`` the last is None; with positive
+        ``weights`` the third is None (one product finds the candidates then; only SKNN needs the counts)."""
+        if weights is not None and weights.min(initial=1.0) > 0:
+            # positive weights: the weighted product has every candidate (no sum is zero), one product is enough
+            shared = prefix.matrix(weights, batch) @ self.index.sessions_of
+            shared.sort_indices()
+            summed, distinct = shared.data, None
+        else:
+            ones = prefix.matrix(np.ones(len(prefix.item)), batch)
+            shared = ones @ self.index.sessions_of  # (batch, n_sessions): distinct prefix items each session holds
+            shared.sort_indices()
+            summed, distinct = None, shared.data
+            if weights is not None:  # some weights <= 0: shifted to be positive, the shift taken off again
+                shift = 1.0 - float(weights.min())
+                product = prefix.matrix(weights + shift, batch) @ self.index.sessions_of
+                product.sort_indices()
+                if not (np.array_equal(product.indptr, shared.indptr)
+                        and np.array_equal(product.indices, shared.indices)):  # fmt: skip
+                    raise RuntimeError("weighted and plain candidate products differ in structure")
+                summed = product.data - shift * shared.data
         counts = np.diff(shared.indptr)
         lane = np.repeat(np.arange(batch), counts)
         keep = None
         if self.sample_size and counts.max(initial=0) > self.sample_size:
             within = np.arange(len(lane)) - shared.indptr[lane]
             keep = within >= (counts - self.sample_size)[lane]  # the most recent sample_size of each row
-        summed = None
-        if weights is not None:
-            shift = 0.0 if weights.min(initial=1.0) > 0 else 1.0 - float(weights.min())
-            product = prefix.matrix(weights + shift, batch) @ self.index.sessions_of
-            product.sort_indices()
-            if not (np.array_equal(product.indptr, shared.indptr) and np.array_equal(product.indices, shared.indices)):
-                raise RuntimeError("weighted and plain candidate products differ in structure")
-            summed = product.data - shift * shared.data if shift else product.data
-        columns, data = shared.indices.astype(np.int64), shared.data
+        columns = shared.indices.astype(np.int64)
         if keep is not None:
-            lane, columns, data = lane[keep], columns[keep], data[keep]
+            lane, columns = lane[keep], columns[keep]
+            distinct = distinct[keep] if distinct is not None else None
             summed = summed[keep] if summed is not None else None
-        return lane, columns, data, summed
+        return lane, columns, distinct, summed
 
     def _neighbours(self, prefix: PrefixItems, batch: int, times):
         lane, session, sim = self._similarity(prefix, batch, times)
         chosen = top_per_lane(lane, sim, self.k, batch, self.positive_only)
-        return lane[chosen], session[chosen], sim[chosen]
+        lane, session, sim = lane[chosen], session[chosen], sim[chosen]
+        # session-rec adds up its neighbours' contributions most similar first (equal similarity: more recent first);
+        # the same order makes the same sums, to the last bit where the terms are computed alike
+        order = np.lexsort((-session, -sim, lane))
+        return lane[order], session[order], sim[order]
 
-    def _expand(self, session: np.ndarray):
-        """Every (neighbour, item) entry: neighbour index, entry in the index's CSR arrays, item index."""
-        indptr = self.index.items_of.indptr
-        starts, counts = indptr[session], indptr[session + 1] - indptr[session]
-        pair = np.repeat(np.arange(len(session)), counts)
-        entry = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
-        return pair, entry, self.index.items_of.indices[entry].astype(np.int64)
+    def _weighted_sum(self, batch: int, lane: np.ndarray, session: np.ndarray, weight: np.ndarray) -> sp.csr_matrix:
+        """``(batch, n_items)``: each lane's neighbours' weights summed over their items, in the order given (one
+        sparse product, ``(batch, n_sessions) @ items_of``; ``lane`` grouped by lane)."""
+        by_lane = sp.csr_matrix((weight, session, _indptr(lane, batch)), shape=(batch, self.index.n_sessions))
+        return by_lane @ self.index.items_of
 
-    def _segment_starts(self, pair: np.ndarray) -> np.ndarray:
-        return np.flatnonzero(np.diff(pair, prepend=-1))
+
+def _indptr(row: np.ndarray, n_rows: int) -> np.ndarray:
+    """CSR row pointers of entries whose (non-decreasing) rows are ``row``."""
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row, minlength=n_rows), out=indptr[1:])
+    return indptr
+
+
+def _by_lane(lane: np.ndarray, batch: int) -> sp.csr_matrix:
+    """``(batch, n_neighbours)`` CSR of ones: row ``b`` holds lane ``b``'s neighbours in the order given, so a product
+    with a ``(n_neighbours, n_items)`` matrix adds them up in that order (``lane`` grouped by lane)."""
+    return sp.csr_matrix((np.ones(len(lane)), np.arange(len(lane)), _indptr(lane, batch)), shape=(batch, len(lane)))
+
+
+def _in_prefix(prefix: PrefixItems, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Whether item ``columns[j]`` is in lane ``rows[j]``'s prefix (``prefix`` is sorted by (lane, item))."""
+    keys = prefix.lane * prefix.n_items + prefix.item
+    wanted = rows * prefix.n_items + columns
+    if len(keys) == 0:
+        return np.zeros(len(wanted), dtype=bool)
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return keys[at] == wanted
 
 
 def top_per_lane(lane: np.ndarray, values: np.ndarray, k: int, batch: int, positive_only: bool) -> np.ndarray:
@@ -172,13 +200,37 @@ def top_per_lane(lane: np.ndarray, values: np.ndarray, k: int, batch: int, posit
     counts = np.bincount(lane[index], minlength=batch)
     if counts.max(initial=0) <= k:
         return index
-    big = counts[lane[index]] > k
-    small, crowded = index[~big], index[big]
-    order = np.lexsort((-crowded, -values[crowded], lane[crowded]))
-    ranked = crowded[order]
-    lanes = lane[ranked]
-    rank = np.arange(len(ranked)) - np.searchsorted(lanes, lanes, side="left")
-    return np.sort(np.concatenate([small, ranked[rank < k]]))
+    big = (counts > k)[lane[index]]
+    crowded = index[big]  # entries of the lanes with more than k candidates
+    crowded_lanes = np.flatnonzero(counts > k)
+    if len(crowded_lanes) * int(counts.max()) <= 4 * len(crowded) + (1 << 20):
+        kept = _top_by_partition(lane[crowded], values[crowded], k, crowded_lanes, counts[crowded_lanes])
+    else:  # lanes of very different sizes: a padded array would be mostly padding
+        kept = _top_by_sort(lane[crowded], values[crowded], k)
+    return np.sort(np.concatenate([index[~big], crowded[kept]]))
+
+
+def _top_by_partition(lane, value, k, lanes, sizes) -> np.ndarray:
+    """Positions of each lane's ``k`` largest ``value`` (ties: the later ones), from one partition of a (lanes ×
+    largest lane) array; every lane has more than ``k`` entries."""
+    row = np.searchsorted(lanes, lane)  # (c,) row of each entry among the lanes
+    column = np.arange(len(lane)) - (np.cumsum(sizes) - sizes)[row]
+    padded = np.full((len(lanes), int(sizes.max())), np.inf)
+    padded[row, column] = -value
+    kth = -np.partition(padded, k - 1, axis=1)[:, k - 1]  # (lanes,) k-th largest value of each
+    above = np.flatnonzero(value > kth[row])
+    ties = np.flatnonzero(value == kth[row])  # the k-th value's ties: the most recent ones fill the k places
+    wanted = k - np.bincount(row[above], minlength=len(lanes))
+    from_end = np.cumsum(np.bincount(row[ties], minlength=len(lanes)))[row[ties]] - 1 - np.arange(len(ties))
+    return np.concatenate([above, ties[from_end < wanted[row[ties]]]])
+
+
+def _top_by_sort(lane, value, k) -> np.ndarray:
+    """Positions of each lane's ``k`` largest ``value`` (ties: the later ones), from one sort."""
+    order = np.lexsort((-np.arange(len(lane)), -value, lane))
+    lanes = lane[order]
+    rank = np.arange(len(order)) - np.searchsorted(lanes, lanes, side="left")
+    return order[rank < k]
 
 
 class SessionKNN(_SessionKNN):
@@ -216,8 +268,8 @@ class SessionKNN(_SessionKNN):
             sim = (2 * shared) / ((2 * shared) + neighbour + current)
         return lane, session, sim
 
-    def _contributions(self, prefix, lane, sim, pair, entry, item, in_prefix):
-        return sim[pair]
+    def _scores(self, prefix, batch, lane, session, sim):
+        return self._weighted_sum(batch, lane, session, sim)
 
 
 class VSKNN(_SessionKNN):
@@ -266,6 +318,7 @@ class VSKNN(_SessionKNN):
         super().fit(train)
         with np.errstate(divide="ignore"):
             self.idf = np.log(train.n_sessions / train.item_counts.astype(np.float64))  # events, as session-rec
+        self._idf_factor = 1.0 + self.idf * self.idf_weighting  # (n_items,) a candidate item's score multiplier
         return self
 
     def _similarity(self, prefix: PrefixItems, batch: int, times):
@@ -279,13 +332,28 @@ class VSKNN(_SessionKNN):
             sim = summed / (np.sqrt(squares[lane]) * np.sqrt(self.index.n_distinct[session]))
         return lane, session, sim
 
-    def _contributions(self, prefix, lane, sim, pair, entry, item, in_prefix):
-        latest = np.maximum.reduceat(in_prefix, self._segment_starts(pair)) if len(pair) else in_prefix
-        decay = gap_weight(self.weighting_score, prefix.length[lane] - latest + 1)  # (neighbours,)
-        values = sim[pair]
+    def _scores(self, prefix, batch, lane, session, sim):
+        latest = self._latest_match(prefix, batch, lane, session)  # (neighbours,) 1-based prefix position
+        decay = gap_weight(self.weighting_score, prefix.length[lane] - latest + 1)
+        scores = self._weighted_sum(batch, lane, session, sim * decay)
         if self.idf_weighting:
-            values = values + (values * self.idf[item] * self.idf_weighting)
-        return values * decay[pair]
+            # session-rec adds (sim + sim * idf * w) * decay per (neighbour, item): the same sum, factored, up to
+            # rounding (which can order items whose scores agree to a few units in the last place differently)
+            scores.data *= self._idf_factor[scores.indices]
+        return scores
+
+    def _latest_match(self, prefix: PrefixItems, batch: int, lane: np.ndarray, session: np.ndarray) -> np.ndarray:
+        """The last prefix position (1-based) whose item each neighbour ``(lane, session)`` holds."""
+        distance = prefix.length[prefix.lane] - prefix.last_position  # 0: the current event
+        block = distance // BLOCK
+        blocks = []
+        for b in range(int(block.max(initial=0)) + 1):
+            mask = block == b
+            blocks.append(prefix.matrix_of(mask, encode(distance[mask], b), batch))
+        nearest = nearest_shared(blocks, [self.index.sessions_of], lane, session)
+        if len(nearest) and nearest.min() < 0:
+            raise RuntimeError("a neighbour shares no item with its prefix")
+        return prefix.length[lane] - nearest
 
 
 class STAN(_SessionKNN):
@@ -327,6 +395,23 @@ class STAN(_SessionKNN):
         return {"k": self.k, "sample_size": self.sample_size, "lambda_spw": self.lambda_spw,
                 "lambda_snh": self.lambda_snh, "lambda_inh": self.lambda_inh, "remind": self.remind}  # fmt: skip
 
+    def fit(self, train: SessionData) -> STAN:
+        super().fit(train)
+        index = self.index
+        # item -> sessions, cut into blocks by how far from its session's end each item's last event is (see
+        # gru4rec.baselines.matching): what finds each neighbour's last position holding an item of the prefix
+        rows = np.repeat(np.arange(index.n_sessions), np.diff(index.positions.indptr))
+        distance = index.length[rows] - index.positions.data
+        block = distance // BLOCK
+        self._blocks = []
+        for b in range(int(block.max(initial=0)) + 1):
+            mask = block == b
+            part = sp.csr_matrix((encode(distance[mask], b), (rows[mask], index.positions.indices[mask])),
+                                 shape=index.positions.shape)  # fmt: skip
+            self._blocks.append(part.T.tocsr())
+        self._inh_weight = np.exp(-np.arange(int(index.length.max(initial=1)) + 1, dtype=np.float64) / self.lambda_inh)
+        return self
+
     def _similarity(self, prefix: PrefixItems, batch: int, times):
         if times is None:
             raise ValueError("STAN needs the time of each prediction: step(state, items, times)")
@@ -339,8 +424,19 @@ class STAN(_SessionKNN):
             decay = np.exp(-age / (self.lambda_snh * SECONDS_PER_DAY))
         return lane, session, sim * decay
 
-    def _contributions(self, prefix, lane, sim, pair, entry, item, in_prefix):
-        position = self.index.last_position[entry]
-        matched = np.where(in_prefix > 0, position, 0.0)
-        anchor = np.maximum.reduceat(matched, self._segment_starts(pair)) if len(pair) else matched
-        return sim[pair] * np.exp(-np.abs(position - anchor[pair]) / self.lambda_inh)
+    def _scores(self, prefix, batch, lane, session, sim):
+        index = self.index
+        anchor_distance = nearest_shared([prefix.matrix(np.ones(len(prefix.item)), batch)], self._blocks, lane, session)
+        if len(anchor_distance) and anchor_distance.min() < 0:
+            raise RuntimeError("a neighbour shares no item with its prefix")
+        anchor = index.length[session] - anchor_distance  # (neighbours,) its last position holding a prefix item
+        neighbours = index.positions[session]  # (neighbours, n_items) CSR: each neighbour's items, last positions
+        counts = np.diff(neighbours.indptr)
+        gap = neighbours.data - np.repeat(anchor.astype(neighbours.data.dtype), counts)
+        np.abs(gap, out=gap)
+        if len(gap) and gap.max() >= len(self._inh_weight):
+            self._inh_weight = np.exp(-np.arange(int(gap.max()) + 1, dtype=np.float64) / self.lambda_inh)
+        values = self._inh_weight[gap]  # exp(-|p - p*| / lambda_inh) * sim
+        values *= np.repeat(sim, counts)
+        neighbours = sp.csr_matrix((values, neighbours.indices, neighbours.indptr), shape=neighbours.shape)
+        return _by_lane(lane, batch) @ neighbours
