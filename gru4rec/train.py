@@ -90,6 +90,13 @@ def single_threaded_ops_on_cpu(config: Optional[Config] = None) -> bool:
         return False
 
 
+def cpu_threads_line(single_threaded: bool) -> str:
+    """One line for a notebook's set-up: how TensorFlow runs the ops on a CPU (:func:`single_threaded_ops_on_cpu`)."""
+    if single_threaded:
+        return "CPU ops: one thread per op (small ops, few cores: as the command line runs them)"
+    return "CPU ops: TensorFlow's thread pool"
+
+
 class TrainingError(RuntimeError):
     """Training stopped (a NaN loss); the message says where and which checkpoint is the last good one."""
 

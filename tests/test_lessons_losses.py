@@ -78,3 +78,21 @@ def test_sweep_figure_names_the_ceilings_in_the_legend_not_over_the_bars():
     names = [trace.name for trace in figure.data if trace.showlegend is not False]
     assert "ceiling recall@20 0.800" in names and "ceiling mrr@20 0.400" in names
     assert [shape.y0 for shape in figure.layout.shapes] == [0.8, 0.4]
+
+
+@pytest.mark.slow
+def test_run_sweep_reads_a_finished_run_of_the_same_config_and_leaves_its_folder_alone(tiny, tmp_path):
+    from gru4rec.run_folder import RunFolder
+    from gru4rec.train import train
+
+    train_data, test_data = tiny
+    base = Config.preset("official", n_epochs=1, layers=(16,), n_sample=32)
+    earlier = tmp_path / "earlier"
+    train(base, train_data, earlier, progress=False)
+    configs = {"base": base, "other": base.with_overrides(n_sample=0)}
+    table = run_sweep(configs, train_data, test_data, tmp_path / "sweep", keep_checkpoints=False,
+                      reuse=[tmp_path / "missing", earlier])  # fmt: skip
+    assert table["reused_from"][0] == str(earlier) and pd.isna(table["reused_from"][1])  # None: trained here
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == ["01"], "the reused config is not trained"
+    assert RunFolder(earlier).checkpoint_epochs() == [1], "a reused folder keeps its checkpoints"
+    assert RunFolder(tmp_path / "sweep" / "01").checkpoint_epochs() == [], "the sweep's own run drops them"

@@ -73,7 +73,10 @@ def test_the_weight_averaging_step_shares_the_training_of_the_step_before(tiny, 
     # the last two steps alone, from the seed with the official GRU initialisation (which the PyTorch cell needs)
     start = Config.preset("seed").with_overrides(gru_init="per_block")
     common = dict(n_epochs=1, layers=(16,), embedding=16, n_sample=32, start=start)
-    result = run_waterfall(train_data, test_data, tmp_path / "w", steps=STEPS[-2:], **common)
+    kept = step_configs(STEPS[-2:], **common)[-1][1]  # the averaged run: the one later notebooks reuse
+    result = run_waterfall(train_data, test_data, tmp_path / "w", steps=STEPS[-2:], keep_checkpoints=False,
+                           keep_checkpoints_of=[kept], **common)
+    assert (tmp_path / "w" / "00" / "checkpoints" / "epoch-1.index").exists(), "kept: its config is listed"
     assert result.table["trained"].tolist() == [True, False]
     assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["00"]
     assert result.configs[STEPS[-1].name].weight_averaging > 0 == result.configs[STEPS[-2].name].weight_averaging

@@ -158,6 +158,11 @@ def test_04_evaluation(out_dir: Path) -> None:
     curve = results["recall_at_k"]["gru4rec"]
     assert len(curve) >= 50 and curve == sorted(curve), "Recall@K cannot fall as K grows"
     assert curve[19] == pytest.approx(metrics["gru4rec"]["recall@20"])
+    # notebook 03's BP run is 04's configuration: read from there when 03 ran into the same folder, else trained
+    bp = out_dir / "runs" / "03_bp_vs_bptt_training" / "tiny" / "bp"
+    own = out_dir / "runs" / "04_evaluation" / "tiny" / "gru4rec"
+    assert Path(results["gru4rec_training"]["run_dir"]) == (bp if (bp / "config.json").exists() else own)
+    assert (own / "config.json").exists() != (bp / "config.json").exists(), "trained only where nothing was reused"
 
 
 @pytest.mark.slow
@@ -235,6 +240,12 @@ def test_07_losses_and_negative_sampling(out_dir: Path) -> None:
         for row in rows:
             check_metrics(row, f"{group}: {row['run']}")
             assert row["epoch_seconds"] > 0
+    # the base (official) configuration is notebook 06's last run: reused when 06 ran into the same folder
+    runs_06 = out_dir / "runs" / "06_from_the_seed_to_the_official" / "tiny"
+    base = next(row for row in sweeps["n_sample"] if row["run"] == "n_sample=2048")
+    if runs_06.is_dir():
+        assert base["reused_from"] and Path(base["reused_from"]).parent == runs_06, base["reused_from"]
+    assert all(row["reused_from"] is None for row in sweeps["loss"] if row["run"] != "cross-entropy")
     tune = results["tune"]
     assert tune["n_finished"] == params["TUNE_TRIALS"]
     assert tune["best_value"] == pytest.approx(max(tune["values"]))
@@ -279,6 +290,11 @@ def test_08_evaluation_flaws(out_dir: Path) -> None:
             assert [n for n, _ in points] == expected_sizes
             recalls = [r for _, r in points]
             assert recalls == sorted(recalls, reverse=True), "more negatives can only lower a sampled recall"
+    runs_06 = out_dir / "runs" / "06_from_the_seed_to_the_official" / "tiny"
+    own = out_dir / "runs" / "08_evaluation_flaws" / "tiny" / "time_split" / "gru4rec"
+    assert Path(results["gru4rec_run"]) == own or Path(results["gru4rec_run"]).parent == runs_06
+    if runs_06.is_dir():  # notebook 06 ran before into the same folder: its official run is the time-split fit
+        assert Path(results["gru4rec_run"]).parent == runs_06 and not own.exists()
     sizes = results["test_sizes"]
     assert 0 < sizes["long sessions dropped"] < sizes["time split"] and 0 < sizes["k-core"] < sizes["time split"]
     assert sizes["shuffled"] == sizes["time split"], "shuffling keeps every test event"

@@ -93,6 +93,7 @@ class FittedModels:
     scorers: dict = field(default_factory=dict)
     fit_seconds: dict = field(default_factory=dict)
     gru4rec_losses: list = field(default_factory=list)
+    gru4rec_run: Optional[Path] = None  # the run folder GRU4Rec's model comes from (another one when reused)
 
 
 def fit_models(
@@ -101,9 +102,12 @@ def fit_models(
     config: Any = None,
     run_dir: Optional[Path] = None,
     on_model: Optional[Callable[[str, float], None]] = None,
+    reuse: Sequence[Path] = (),
 ) -> FittedModels:
     """Fit every model of ``names`` on ``train_data``: GRU4Rec with ``config`` into ``run_dir`` (trained afresh:
-    an existing run there is replaced), the others with :func:`gru4rec.baselines.make_baseline` (their defaults).
+    an existing run there is replaced), or read from the first folder of ``reuse`` that holds a finished run of
+    ``config`` on ``train_data`` (``gru4rec.reuse``; ``gru4rec_run`` says which folder); the others with
+    :func:`gru4rec.baselines.make_baseline` (their defaults).
 
     ``on_model(name, seconds)`` is called after each fit (progress in the notebook).
     """
@@ -116,11 +120,12 @@ def fit_models(
             if config is None or run_dir is None:
                 raise ValueError("GRU4Rec needs a config and a run_dir")
             from gru4rec.evaluate import GRU4RecScorer
-            from gru4rec.train import train
+            from gru4rec.reuse import train_or_reuse
 
-            result = train(config, train_data, run_dir, progress=False, replace=True)
+            result = train_or_reuse(config, train_data, run_dir, reuse=reuse, progress=False, replace=True)
             fitted.scorers[name] = GRU4RecScorer(result.model, train_data.item_map, train_data.item_counts)
             fitted.gru4rec_losses = list(result.epoch_losses)
+            fitted.gru4rec_run = Path(result.run_dir)
         else:
             fitted.scorers[name] = make_baseline(name, train_data)
         fitted.fit_seconds[name] = time.perf_counter() - start

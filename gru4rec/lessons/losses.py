@@ -26,9 +26,9 @@ import tensorflow as tf
 from gru4rec.config import LOSSES, Config
 from gru4rec.lessons.seed_to_official import measure
 from gru4rec.losses import row_losses
+from gru4rec.reuse import train_or_reuse
 from gru4rec.run_folder import drop_checkpoints
 from gru4rec.session_data import SessionData
-from gru4rec.train import train
 
 
 def controlled_scores(n_negatives: int, rank: int, score_std: float = 3.0, seed: int = 0) -> np.ndarray:
@@ -98,22 +98,28 @@ def run_sweep(
     ceiling: Optional[Mapping[str, float]] = None,
     on_run: Optional[Callable[[dict], None]] = None,
     keep_checkpoints: bool = True,
+    reuse: Sequence[Union[str, Path]] = (),
     **extra: Any,
 ) -> pd.DataFrame:
     """Train and evaluate (conservative ties) every ``configs[label]`` into ``out_dir/<nn>``; one row per label with
     ``label``, ``recall@K``, ``mrr@K`` (+ their share of ``ceiling``), ``epoch_seconds``, ``events_per_s``,
-    ``final_loss`` and the ``extra`` columns (a value per label, e.g. ``n_sample={label: 128, ...}``). Equal configs
-    under two labels are trained once. ``keep_checkpoints=False`` deletes each run's ``checkpoints/`` once it is
-    measured (logs and config stay)."""
+    ``final_loss``, ``reused_from`` and the ``extra`` columns (a value per label, e.g. ``n_sample={label: 128,
+    ...}``). Equal configs under two labels are trained once. A config of which a folder of ``reuse`` holds a
+    finished run on the same data is read from there instead of trained (``gru4rec.reuse``; ``reused_from`` names
+    the folder, None for a run trained here). ``keep_checkpoints=False`` deletes each run's ``checkpoints/`` once it
+    is measured (logs and config stay; a reused folder is never touched)."""
     out_dir = Path(out_dir)
     rows, done = [], {}
     for number, (label, config) in enumerate(configs.items()):
         key = config.to_json(sort_keys=True)
         if key not in done:  # a configuration shared by two sweeps is trained once
-            result = train(config, train_data, out_dir / f"{number:02d}", progress=False)
-            done[key] = measure(result, train_data, test_data, k=k, ceiling=ceiling)
-            if not keep_checkpoints:
-                drop_checkpoints(out_dir / f"{number:02d}")
+            run_dir = out_dir / f"{number:02d}"
+            result = train_or_reuse(config, train_data, run_dir, reuse=reuse, progress=False)
+            reused = Path(result.run_dir) != run_dir
+            done[key] = {**measure(result, train_data, test_data, k=k, ceiling=ceiling),
+                         "reused_from": str(result.run_dir) if reused else None}  # fmt: skip
+            if not keep_checkpoints and not reused:
+                drop_checkpoints(run_dir)
         row = {"label": label, **done[key]}
         row.update({name: values[label] for name, values in extra.items()})
         rows.append(row)

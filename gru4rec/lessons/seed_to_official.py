@@ -134,6 +134,7 @@ def run_waterfall(
     ceiling: Optional[Mapping[str, float]] = None,
     on_step: Optional[Callable[[dict], None]] = None,
     keep_checkpoints: bool = True,
+    keep_checkpoints_of: Sequence[Config] = (),
     **common: Any,
 ) -> Waterfall:
     """Train and evaluate every step (``common``: Config overrides for all steps, e.g. ``n_epochs=3, seed=42``).
@@ -143,7 +144,8 @@ def run_waterfall(
     training of the step before it (averaging does not change training): that training runs with the average, the
     step before is measured on its last weights (``TrainResult.last_model``), the step itself on the average. Runs
     go to ``out_dir/<nn>``; with ``keep_checkpoints=False`` their ``checkpoints/`` are deleted once trained (the
-    models stay in memory; logs and config stay). Columns of the table: ``step``, ``tie_mode``, ``recall@K``,
+    models stay in memory; logs and config stay), except for a run whose Config is one of ``keep_checkpoints_of``
+    (later notebooks reuse it: ``gru4rec.reuse``). Columns of the table: ``step``, ``tie_mode``, ``recall@K``,
     ``mrr@K``, their share of ``ceiling`` (when given), ``epoch_seconds`` (mean training time per epoch),
     ``events_per_s``, ``trained`` (False when reused) and ``change``."""
     out_dir = Path(out_dir)
@@ -156,7 +158,7 @@ def run_waterfall(
             averaged = _averaging_twin(config, planned[number + 1][1] if number + 1 < len(planned) else None)
             run = averaged or config
             trained = train(run, train_data, out_dir / f"{number:02d}", progress=False)
-            if not keep_checkpoints:
+            if not keep_checkpoints and run not in keep_checkpoints_of:
                 drop_checkpoints(out_dir / f"{number:02d}")
             if averaged is not None:  # the next step's training; this step is its last weights
                 trained_by_config[averaged.to_json(sort_keys=True)] = trained
