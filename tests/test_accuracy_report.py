@@ -79,6 +79,7 @@ def _report(args, env):
                           capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
 
 
+@pytest.mark.slow  # trains runs of whole epochs
 def test_a_reused_kit_run_of_another_config_or_data_is_refused(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
     data = ROOT / "data" / "tiny"

@@ -200,6 +200,7 @@ def _epoch_scalars(folder: Path) -> list:
     return seen
 
 
+@pytest.mark.slow  # trains three epochs in a child process, twice
 @pytest.mark.parametrize("when", ["after", "before"])
 def test_a_kill_around_the_checkpoint_loses_no_epoch_record(tmp_path, when):
     """Item 3: epoch 2's record (train.jsonl, TensorBoard) is written before its checkpoint: a kill -9 right after

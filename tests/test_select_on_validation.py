@@ -48,6 +48,7 @@ def _second_data_set(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow  # trains runs of whole epochs
 def test_the_protocol_selects_on_validation_then_reads_the_test_split_once(tmp_path, monkeypatch, capsys):
     second = _second_data_set(tmp_path / "rand")
     opened = []
@@ -87,6 +88,7 @@ def test_the_protocol_selects_on_validation_then_reads_the_test_split_once(tmp_p
     assert len(err) == 1 and "cannot reuse it" in err[0] and "config" in err[0]
 
 
+@pytest.mark.slow  # trains runs of whole epochs
 def test_a_stale_run_folder_is_refused(tmp_path, capsys):
     second = _second_data_set(tmp_path / "rand")
     common = ["--param", "gru_variant", "--values", "reset_after", "reset_before", "--epochs", "1", "--set",
