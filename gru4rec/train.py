@@ -206,7 +206,7 @@ class Trainer:
         self.parallel = parallel or OneDevice()
         with self.parallel.scope():
             self._build(config, n_items, item_counts, model, max_steps_per_epoch, policy)
-        self.run_chunk = tf.function(self._run_chunk)
+        self.run_chunk = tf.function(self._run_chunk, autograph=False)
 
     def _build(self, config, n_items, item_counts, model, max_steps_per_epoch, policy) -> None:
         self.config = config
@@ -423,13 +423,18 @@ class Trainer:
         items = tf.reshape(tf.concat([inputs, targets, samples], axis=1), [n_win, k, 2 * batch + n_sample])
         floats = tf.concat([keep[..., 0], row_mask, col_mask, col_bias], axis=-1)  # (n_win, k, 2B + 2M)
         losses = tf.TensorArray(tf.float32, size=n_windows, element_shape=[k])
-        state = list(state)
-        for w in tf.range(n_windows):
-            # One window at a time: collectives inside the loop must run in the same order on every replica.
-            tf.autograph.experimental.set_loop_options(parallel_iterations=1)
+
+        def one_window(w, losses, state):
             window = (tf.gather(items, w), tf.gather(floats, w), tf.gather(seeds, w), tf.gather(hyper, w), state)
             state, step_sums = self.parallel.run(self._packed_window, window)
-            losses = losses.write(w, self.parallel.local(step_sums))
+            return w + 1, losses.write(w, self.parallel.local(step_sums)), list(state)
+
+        # An explicit loop (the function is traced without AutoGraph), one window at a time: collectives inside
+        # the loop must run in the same order on every replica.
+        _, losses, state = tf.while_loop(
+            lambda w, losses, state: w < n_windows, one_window, (tf.constant(0, tf.int32), losses, list(state)),
+            parallel_iterations=1,
+        )  # fmt: skip
         return state, tf.reshape(losses.stack(), [-1])
 
     def _packed_window(self, items, floats, seeds, hyper, state):
