@@ -69,12 +69,12 @@ def test_fast_tier_deselects_the_trainings_notebooks_and_browser() -> None:
     """``bash ci/test.sh --fast`` runs pytest with ``-m "not slow and not browser"`` (and passes the rest on)."""
     if not (Path(sys.prefix) / ".gru4rec-installed").is_file():
         pytest.skip("ci/test.sh sets up its own .venv; this interpreter is not one it made")
-    env = {**os.environ, "GRU4REC_VENV": sys.prefix}
+    env = {**os.environ, "GRU4REC_VENV": sys.prefix, "GRU4REC_TEST_WORKERS": "0"}  # one process lists the tests
     done = subprocess.run(["bash", str(ROOT / "ci" / "test.sh"), "--fast", "--collect-only", "-q",
                            "tests/test_notebooks.py", "tests/test_browser_playground.py"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert '[test] pytest -m not slow and not browser' in done.stdout
+    assert '[test] pytest -m not slow and not browser (workers: 0)' in done.stdout
     collected = [line for line in done.stdout.splitlines() if "::" in line]
     assert any("test_notebook_shape" in line for line in collected), done.stdout[-2000:]
     assert not any("test_06_from_the_seed" in line or "browser_playground" in line for line in collected)
