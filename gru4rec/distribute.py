@@ -26,7 +26,7 @@ samples: a few integers per lane), so:
   with dropout the runs are statistically, not numerically, the same.
 
 One ``strategy.run`` per update, many updates per call. The trainer's chunk function (``Trainer._run_chunk``, one
-``tf.function`` call per chunk) runs its ``tf.range`` loop in the *cross-replica* context and calls
+``tf.function`` call per chunk) runs its ``tf.while_loop`` in the *cross-replica* context and calls
 ``strategy.run`` once per window inside it (as Keras does for ``steps_per_execution``); the all-reduce sits inside
 the replica function, not around a loop inside it (a replica-context ``all_reduce`` inside a ``tf.range`` loop of
 the replica function fails on TF 2.21: "merge_call called while defining a new graph or a tf.function … control

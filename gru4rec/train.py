@@ -1,7 +1,7 @@
 """Training: BP and truncated BPTT over session-parallel mini-batches, many steps per ``tf.function`` call.
 
 Both methods share one in-graph loop. A chunk of ``chunk_steps`` mini-batch steps goes to the device as
-``(chunk, batch)`` tensors (inputs, targets, resets, valid) plus the chunk's negative samples; a ``tf.range`` loop
+``(chunk, batch)`` tensors (inputs, targets, resets, valid) plus the chunk's negative samples; a ``tf.while_loop``
 inside ONE ``tf.function`` call runs them, carrying the hidden state. Shapes are static (the last chunk of an epoch
 is padded with steps whose lanes are all invalid, and the loop stops before them), so the function is traced once.
 The seed ran one ``sess.run`` per step, which left its V100 and Ascend 910 waiting on the host ("host bound").
