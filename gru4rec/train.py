@@ -433,7 +433,7 @@ class Trainer:
         # the loop must run in the same order on every replica.
         _, losses, state = tf.while_loop(
             lambda w, losses, state: w < n_windows, one_window, (tf.constant(0, tf.int32), losses, list(state)),
-            parallel_iterations=1,
+            parallel_iterations=1, maximum_iterations=n_windows,
         )  # fmt: skip
         return state, tf.reshape(losses.stack(), [-1])
 
