@@ -56,14 +56,12 @@ def on_chunk(first_step, losses, seconds, total=None):
         print(f"  [child] {box['steps']:,} / {box['total']:,} steps ({done:.0%}) in {elapsed / 60:.1f} min, "
               f"{elapsed / box['steps'] * 1000:.3f} ms/step", file=sys.stderr, flush=True)
 from gru4rec.train import plan_epoch
-box["total"] = plan_epoch(data, config, 1, trainer.chunk).n_steps
-if max_steps:
-    box["total"] = min(box["total"], max_steps)
+full_steps = plan_epoch(data, config, 1, trainer.chunk).n_steps  # the epoch's steps (run_epoch plans it again)
+box["total"] = min(full_steps, max_steps) if max_steps else full_steps
 start = time.perf_counter()
 out = trainer.run_epoch(data, 1, on_chunk, max_steps=max_steps)
 epoch_s = time.perf_counter() - start
 usage = resource.getrusage(resource.RUSAGE_SELF)
-full_steps = plan_epoch(data, config, 1, trainer.chunk).n_steps
 print(json.dumps({"events": data.n_events, "sessions": data.n_sessions, "items": data.n_items,
                   "load_s": load_s, "load_rss_kib": load_rss_kib, "epoch_s": epoch_s,
                   "in_graph_s": out["in_graph_seconds"], "steps": box["steps"], "full_steps": full_steps,

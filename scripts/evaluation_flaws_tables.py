@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gru4rec.lessons.evaluation_flaws import MODEL_LABELS  # noqa: E402
+from gru4rec.lessons.evaluation_flaws import MODEL_LABELS, verdict_table  # noqa: E402
 
 
 def _row(cells) -> str:
@@ -46,19 +46,17 @@ def flaw_table(record: dict) -> list:
 
 
 def order_table(record: dict) -> list:
-    """Per flaw: whether the order by Recall@k and by MRR@k changes, and the swapped pairs."""
+    """Per flaw: whether the order by Recall@k and by MRR@k changes, and the swapped pairs (the notebook's
+    :func:`~gru4rec.lessons.evaluation_flaws.verdict_table`)."""
     k = record["k"]
-    name = lambda m: MODEL_LABELS.get(m, m)  # noqa: E731
+    table = verdict_table(record["flaws"], MODEL_LABELS)
     header = ["flaw", f"order by Recall@{k} changes", "swapped pairs (Recall)", f"order by MRR@{k} changes",
               "swapped pairs (MRR)"]  # fmt: skip
     lines = [_row(header), _rule(len(header))]
-    for flaw in record["flaws"]:
-        cells = [flaw["flaw"]]
-        for key in ("recall", "mrr"):
-            verdict = flaw[key]
-            cells += ["yes" if verdict["order_changes"] else "no",
-                      ", ".join(f"{name(a)} / {name(b)}" for a, b in verdict["swapped"]) or "–"]  # fmt: skip
-        lines.append(_row(cells))
+    yes_no = lambda changes: "yes" if changes else "no"  # noqa: E731
+    pairs = lambda text: "–" if text == "-" else text  # noqa: E731  (the page's dash for "none")
+    for flaw, recall_changes, recall_pairs, mrr_changes, mrr_pairs in table.itertuples(index=False):
+        lines.append(_row([flaw, yes_no(recall_changes), pairs(recall_pairs), yes_no(mrr_changes), pairs(mrr_pairs)]))
     return lines
 
 
@@ -90,12 +88,20 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", help="results/08_evaluation_flaws.json of a run of notebook 08")
     args = parser.parse_args(argv)
-    data = json.loads(Path(args.results).read_text())
-    record = data.get("results", data)
-    for title, table in (("Honest and flawed numbers of every model", flaw_table(record)),
-                         ("Does the order of the models change?", order_table(record)),
-                         ("The sampled sweep", sweep_table(record)),
-                         ("The order at each point of the sweep", sweep_order_table(record))):  # fmt: skip
+    try:
+        record = json.loads(Path(args.results).read_text())
+        tables = (("Honest and flawed numbers of every model", flaw_table(record)),
+                  ("Does the order of the models change?", order_table(record)),
+                  ("The sampled sweep", sweep_table(record)),
+                  ("The order at each point of the sweep", sweep_order_table(record)))  # fmt: skip
+    except (OSError, ValueError) as error:
+        print(f"{args.results}: {error}", file=sys.stderr)
+        return 2
+    except (KeyError, TypeError) as error:
+        print(f"{args.results}: not the recorded results of notebook 08 (missing or malformed: {error})",
+              file=sys.stderr)
+        return 2
+    for title, table in tables:
         print(f"<!-- {title} -->")
         print("\n".join(table))
         print()

@@ -40,3 +40,13 @@ def test_the_tables_carry_the_recorded_numbers_and_verdicts(tmp_path, capsys) ->
     assert "| sampled metrics (uniform, N=100) | yes | GRU4Rec / POP | no | – |" in out
     assert "| uniform | 100 | 0.8000 | 0.9000 |" in out and "| full catalogue | all | 0.3600 | 0.0500 |" in out
     assert "| uniform | 100 | POP > GRU4Rec | yes |" in out
+
+
+def test_a_file_that_is_not_notebook_08s_record_is_one_line(tmp_path, capsys) -> None:
+    bad = tmp_path / "other.json"
+    bad.write_text(json.dumps({"k": 20}))
+    assert _script().main([str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(bad) in err and "not the recorded results of notebook 08" in err
+    assert _script().main([str(tmp_path / "missing.json")]) == 2
+    assert "missing.json" in capsys.readouterr().err
