@@ -161,11 +161,11 @@ def main(argv=None) -> int:
         out["sets"][name] = {"train": _shown(train_path), "test": _shown(test_path),
                              "n_train_events": int(train.n_events), "n_items": int(train.n_items),
                              "methods": rows}  # fmt: skip
-    tmp = f"{args.out}.tmp-{os.getpid()}"
-    with open(tmp, "w") as handle:
+    from gru4rec.io import atomic_write
+
+    with atomic_write(args.out) as handle:
         json.dump(out, handle, indent=1)
         handle.write("\n")
-    os.replace(tmp, args.out)
     print(f"written to {args.out}")
     return 0
 

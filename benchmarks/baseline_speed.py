@@ -203,11 +203,11 @@ def _compare(args: argparse.Namespace) -> int:
         print(f"        {kit['n_events']} predictions; session-rec's own HitRate@20 {ref['own_hitrate@20']:.4f}, "
               f"MRR@20 {ref['own_mrr@20']:.4f} (its sort orders tied items arbitrarily)", flush=True)
     if args.json:
-        tmp = f"{args.json}.tmp-{os.getpid()}"
-        with open(tmp, "w") as handle:
+        from gru4rec.io import atomic_write
+
+        with atomic_write(args.json) as handle:
             json.dump({"train": args.train, "test": args.test, "test_every": args.test_every, "machine": describe(),
                        "methods": rows}, handle, indent=2)  # fmt: skip
-        os.replace(tmp, args.json)
     return 0
 
 

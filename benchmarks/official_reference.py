@@ -198,7 +198,9 @@ def main(argv=None) -> int:
 
         train = synthetic_frame(n_items=args.items)
         result = time_evaluation(args.official, train, random_test_frame(args.items, args.events), args.repeats)
-    with open(args.json, "w") as handle:
+    from gru4rec.io import atomic_write
+
+    with atomic_write(args.json) as handle:
         json.dump(result, handle)
     return 0
 

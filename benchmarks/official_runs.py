@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from gru4rec.io import atomic_write
+from gru4rec.run_folder import no_follow_opener
 
 # The hyperparameters of the official GRU4Rec class, in its names (the parameter files of paramfiles/).
 OFFICIAL_PARAM_NAMES = (
@@ -223,7 +224,7 @@ def start(code: str, path, python: str, train_path, test_path, params: dict, log
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     record_path(log_path).unlink(missing_ok=True)
-    with open(log_path, "w", encoding="utf-8") as log:
+    with open(log_path, "w", encoding="utf-8", opener=no_follow_opener) as log:
         threads_note = "" if threads is None else f"OMP_NUM_THREADS={threads} TF_NUM_INTRAOP_THREADS={threads} "
         log.write("$ " + threads_note + " ".join(argv) + "\n")
         log.flush()

@@ -126,9 +126,10 @@ def main(argv=None) -> int:
     print(f"[bench] peak memory of the process: {report['maxrss_kib'] / 2**20:.2f} GiB; load average after: "
           f"{' '.join(open('/proc/loadavg').read().split()[:3]) if os.path.exists('/proc/loadavg') else '-'}")
     if args.json:
-        with open(args.json + ".tmp", "w") as handle:
+        from gru4rec.io import atomic_write
+
+        with atomic_write(args.json) as handle:
             json.dump({"machine": machine, **report, "epoch_s_whole": epoch_s}, handle, indent=1)
-        os.replace(args.json + ".tmp", args.json)
     return 0
 
 

@@ -271,10 +271,10 @@ def main() -> None:
     if args.json:
         result = {"machine": info, "settings": vars(args), "levels": levels, "in_process": local,
                   "store_cost": stores}  # fmt: skip
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as handle:
+        from gru4rec.io import atomic_write
+
+        with atomic_write(args.json) as handle:
             json.dump(result, handle, indent=2)
-        os.replace(tmp, args.json)
 
 
 if __name__ == "__main__":

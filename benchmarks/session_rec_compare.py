@@ -158,11 +158,11 @@ def print_table(table: dict) -> None:
 
 
 def _write_json(path: str, payload: dict) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as handle:
+    from gru4rec.io import atomic_write
+
+    with atomic_write(path) as handle:
         json.dump(payload, handle, indent=1)
         handle.write("\n")
-    os.replace(tmp, path)
 
 
 def main(argv=None) -> int:

@@ -211,7 +211,9 @@ def main(argv=None) -> int:
         if len(sizes) > 1:
             results[name]["by_items"] = {t["n_items"]: t for t in timed}
     if args.json:
-        with open(args.json, "w") as handle:
+        from gru4rec.io import atomic_write
+
+        with atomic_write(args.json) as handle:
             json.dump(results, handle, indent=2)
     return 0
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from gru4rec.course import NOTEBOOKS
 from gru4rec.course_timing import format_minutes, merge_records, readme_line
+from gru4rec.io import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,9 +37,8 @@ def main(argv=None) -> int:
     order = {name: i for i, name in enumerate(NOTEBOOKS)}  # the main job's order
     merged["notebooks"] = dict(sorted(merged["notebooks"].items(), key=lambda kv: order.get(kv[0], len(order))))
     out = Path(args.out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(merged, indent=1) + "\n")
-    tmp.replace(out)
+    with atomic_write(out) as handle:
+        handle.write(json.dumps(merged, indent=1) + "\n")
     print("| notebook | time |\n|---|---:|")
     for name, seconds in merged["notebooks"].items():
         print(f"| `{name}` | {format_minutes(seconds)} |")

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import official_runs  # noqa: E402
 
 from gru4rec.config import Config  # noqa: E402
+from gru4rec.run_folder import RunFolderError  # noqa: E402
 
 # Captured from `run.py data/tiny/rsc15_train_full.txt -ps "loss=cross-entropy,...,n_epochs=2" -t ... -m 5 20
 # -e conservative -d cpu` of hidasib/GRU4Rec_PyTorch_Official (a few SET lines left out).
@@ -138,3 +139,16 @@ def test_a_restarted_run_removes_the_old_record_first(tmp_path):
     proc.wait()
     record = official_runs.record_path(log).read_text()
     assert '"params": "n_epochs=1"' in record and "old" not in record
+
+
+def test_a_run_refuses_a_log_that_is_a_symbolic_link_and_leaves_its_target_alone(tmp_path):
+    clone = _fake_clone(tmp_path, CAPTURED)
+    data = tmp_path / "data.tsv"
+    data.write_text("x")
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    log = tmp_path / "official_tf_1ep.log"
+    log.symlink_to(target)
+    with pytest.raises(RunFolderError, match="official_tf_1ep.log"):
+        official_runs.start("tf", clone, sys.executable, data, data, {"n_epochs": 1}, log)
+    assert target.read_text() == "keep me"
