@@ -32,6 +32,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 # The two configurations the kit's train_speed.py times, in the official code's names: the same architecture
@@ -198,10 +199,17 @@ def main(argv=None) -> int:
 
         train = synthetic_frame(n_items=args.items)
         result = time_evaluation(args.official, train, random_test_frame(args.items, args.events), args.repeats)
-    from gru4rec.io import atomic_write
-
-    with atomic_write(args.json) as handle:
-        json.dump(result, handle)
+    # This script runs under the official code's interpreter, which need not have the kit's dependencies: the
+    # result goes to a temporary file beside --json, renamed into place (never written through a link).
+    folder = os.path.dirname(os.path.abspath(args.json))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(args.json)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(result, handle)
+        os.replace(tmp, args.json)
+    except BaseException:
+        os.unlink(tmp)
+        raise
     return 0
 
 
