@@ -41,7 +41,7 @@ class WeightAverage:
         self.model = GRU4RecModel(source.n_items, source.config, name="average")
         self.count = tf.Variable(0, dtype=tf.int64, trainable=False, name="average_count")
         self._pairs = list(zip(self.model.trainable_variables, source.trainable_variables))
-        self.update = tf.function(self._update)
+        self.update = tf.function(self._update, autograph=False)
 
     def checkpoint(self) -> tf.train.Checkpoint:
         return tf.train.Checkpoint(model=self.model, count=self.count)

@@ -386,7 +386,7 @@ def where_ops_ran(choice: Optional[DeviceChoice] = None) -> str:
     """
     import tensorflow as tf
 
-    @tf.function
+    @tf.function(autograph=False)
     def probe(x):
         return tf.reduce_sum(tf.matmul(x, x))
 

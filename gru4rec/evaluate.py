@@ -268,7 +268,7 @@ class _TFRanker:
 
         need_gt, need_ge = _comparisons(tie_mode)
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, autograph=False)
         def rank(scores, targets):
             target_scores = tf.gather(scores, targets[:, None], batch_dims=1)  # (batch, 1)
             none = tf.zeros(0, tf.int32)
@@ -593,16 +593,16 @@ class GRU4RecScorer:
         self.item_support = item_support
         self.output = output
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, autograph=False)
         def _step_scores(state, items):
             hidden, new_state = model.step(items, state, training=False)
             return model.score_all(hidden), new_state
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, autograph=False)
         def _step_hidden(state, items):
             return model.step(items, state, training=False)
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, autograph=False)
         def _reset(state, mask):
             keep = tf.cast(tf.logical_not(mask), state[0].dtype)[:, None]
             return [h * keep for h in state]

@@ -118,7 +118,7 @@ class Recommender:
 
         state_spec = tf.TensorSpec([None, self.state_size], tf.float32)
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.int32), state_spec])
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int32), state_spec], autograph=False)
         def advance(items, state):
             """One GRU step for rows whose item index is >= 0; rows with -1 keep their state."""
             known = items >= 0
@@ -127,7 +127,7 @@ class Recommender:
             new_state = tf.concat(new_layers, axis=1)
             return tf.where(known[:, None], new_state, state)
 
-        @tf.function(input_signature=[state_spec, tf.TensorSpec([], tf.int32)])
+        @tf.function(input_signature=[state_spec, tf.TensorSpec([], tf.int32)], autograph=False)
         def top(state, k):
             hidden = tf.split(state, sizes, axis=1)[-1]
             values, indices = tf.math.top_k(model.score_all(hidden), k=k)
@@ -309,7 +309,7 @@ class _Serving(tf.Module):
         total = sum(sizes)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="item_ids"),
-                                      tf.TensorSpec([None, total], tf.float32, name="state")])
+                                      tf.TensorSpec([None, total], tf.float32, name="state")], autograph=False)
         def serve(item_ids, state):
             index = tf.cast(self.lookup.lookup(item_ids), tf.int32)
             known = index >= 0
@@ -324,7 +324,7 @@ class _Serving(tf.Module):
                 "known": known,
             }
 
-        @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")])
+        @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")], autograph=False)
         def initial_state(batch_size):
             return {"state": tf.zeros([batch_size, total], tf.float32)}
 

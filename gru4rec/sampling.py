@@ -110,6 +110,7 @@ class NegativeSampler:
         self.buffer = tf.Variable(
             tf.zeros((self.rows if self.n_sample > 0 else 0, self.n_sample), tf.int32), trainable=False, name="buffer"
         )
+        self._take = tf.function(self._take_rows, autograph=False)
 
     def _draw(self, refill: tf.Tensor) -> tf.Tensor:
         seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(refill, tf.int64) + 7919])
@@ -128,21 +129,24 @@ class NegativeSampler:
             raise ValueError(f"cannot take {n} rows from a sample store of {self.rows} rows")
         return self._take(tf.constant(n, tf.int64))
 
-    @tf.function
-    def _take(self, n: tf.Tensor) -> tf.Tensor:
+    def _take_rows(self, n: tf.Tensor) -> tf.Tensor:
+        """The in-graph body of :meth:`take` (traced once with ``autograph=False``: the branch is a ``tf.cond``)."""
         state = self.state
         start = state.pointer.read_value()
         head = self.buffer[tf.minimum(start, self.rows) : tf.minimum(start + n, self.rows)]
-        if start + n > self.rows:
+
+        def refill():
             state.refills.assign_add(1)
             self.buffer.assign(self._draw(state.refills))
             rest = n - tf.cast(tf.shape(head)[0], tf.int64)
-            block = tf.concat([head, self.buffer[:rest]], axis=0)
-            state.pointer.assign(rest)
-        else:
-            block = head
-            state.pointer.assign(start + n)
-        return block
+            with tf.control_dependencies([state.pointer.assign(rest)]):
+                return tf.concat([head, self.buffer[:rest]], axis=0)
+
+        def advance():
+            with tf.control_dependencies([state.pointer.assign(start + n)]):
+                return tf.identity(head)
+
+        return tf.cond(start + n > self.rows, refill, advance)
 
     def sync(self) -> None:
         """Redraw the buffer that matches the (restored) refill count."""
