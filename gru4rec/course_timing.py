@@ -85,6 +85,19 @@ def format_gbytes(n_bytes: int) -> str:
     return f"{n_bytes / 1e9:.2f} GB"
 
 
+RECORD_KEYS = ("smoke", "notebooks", "out_bytes", "machine", "load_before", "load_after", "date")
+
+
+def check_record(record: Any, source: str) -> None:
+    """A one-line ``ValueError`` naming ``source`` unless ``record`` is what :func:`timing_record` writes (a merged
+    record, such as ``docs/results/course_time.json``, is not: it has no load averages of its own)."""
+    if not isinstance(record, Mapping):
+        raise ValueError(f"{source}: expected a course_timing.json record (a JSON object), got {type(record).__name__}")
+    missing = [key for key in RECORD_KEYS if key not in record]
+    if missing:
+        raise ValueError(f"{source}: not a course_timing.json record of one course run (missing: {', '.join(missing)})")
+
+
 def merge_records(records: Sequence[Mapping[str, Any]]) -> dict:
     """One record from the records of several ``gru4rec course`` calls into the same output folder (e.g. the
     lessons in one call, the rest in another): the notebooks of all (a later record's time wins), the total, the
@@ -92,6 +105,8 @@ def merge_records(records: Sequence[Mapping[str, Any]]) -> dict:
     records from different machines."""
     if not records:
         raise ValueError("no course_timing.json record to merge")
+    for i, record in enumerate(records):
+        check_record(record, f"record {i + 1}")
     if any(r["smoke"] for r in records):
         raise ValueError("a --smoke run's record: the README quotes the full course")
     machines = {json.dumps(r["machine"], sort_keys=True) for r in records}

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from gru4rec.course import NOTEBOOKS
-from gru4rec.course_timing import format_minutes, merge_records, readme_line
+from gru4rec.course_timing import check_record, format_minutes, merge_records, readme_line
 from gru4rec.io import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,11 +29,21 @@ def main(argv=None) -> int:
     records = []
     for name in args.records:
         try:
-            records.append(json.loads(Path(name).read_text()))
+            record = json.loads(Path(name).read_text())
         except (OSError, ValueError) as error:
             print(f"{name}: {error}", file=sys.stderr)
             return 2
-    merged = merge_records(records)
+        try:
+            check_record(record, name)
+        except ValueError as error:
+            print(error, file=sys.stderr)
+            return 2
+        records.append(record)
+    try:
+        merged = merge_records(records)
+    except ValueError as error:
+        print(f"course_totals: {error}", file=sys.stderr)
+        return 2
     order = {name: i for i, name in enumerate(NOTEBOOKS)}  # the main job's order
     merged["notebooks"] = dict(sorted(merged["notebooks"].items(), key=lambda kv: order.get(kv[0], len(order))))
     out = Path(args.out)

@@ -4,10 +4,14 @@ made from it."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from gru4rec.course_timing import (
+    check_record,
     folder_bytes,
     format_gbytes,
     format_minutes,
@@ -49,3 +53,24 @@ def test_merging_two_calls_and_the_readme_line() -> None:
 def test_formats() -> None:
     assert format_minutes(905.4) == "15 min 5 s" and format_minutes(59.6) == "1 min 0 s"
     assert format_gbytes(2_500_000_000) == "2.50 GB"
+
+
+def test_a_merged_record_or_other_json_is_refused_with_one_line_naming_it(tmp_path) -> None:
+    """scripts/course_totals.py merges the records of course runs; the merged file it writes is not one of them."""
+    merged = {"smoke": False, "notebooks": {"01.ipynb": 14.0}, "total_s": 14.0, "out_bytes": 1,
+              "machine": {"cpu": "x", "cores": 2, "system": "Linux"}, "load_range": [1.0, 2.0], "dates": ["2026-12-07"]}
+    with pytest.raises(ValueError, match=r"^merged.json: not a course_timing.json record .*missing: load_before, "
+                                         r"load_after, date\)$"):
+        check_record(merged, "merged.json")
+    with pytest.raises(ValueError, match=r"^x.json: expected .* got list$"):
+        check_record([1], "x.json")
+    with pytest.raises(ValueError, match="record 1: .*missing"):
+        merge_records([merged])
+    path = tmp_path / "course_time.json"
+    path.write_text(json.dumps(merged))
+    out = tmp_path / "out.json"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "course_totals.py"
+    done = subprocess.run([sys.executable, str(script), str(path), "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 2 and not out.exists()
+    assert done.stderr.strip().splitlines() == [f"{path}: not a course_timing.json record of one course run "
+                                                "(missing: load_before, load_after, date)"]
