@@ -8,6 +8,11 @@ Trains ``train_speed.py``'s synthetic data (240,336 events over 37,500 items) wi
 and of the single ops that take most of it, as shares of the busy time (the profiler's ``IDLE`` left out). The raw
 profile stays in ``--logdir`` for TensorBoard's profile plugin. Run it on a quiet machine: on a loaded one every op
 is charged for the time it waited.
+
+It also prints how many ops of the step loop were running at once, as shares of the loop's wall time under the
+profiler (none, one, two or more): with one thread per op on two cores, the share with two running says how much of
+the step already uses both cores, and the busy time over the number of cores bounds what any schedule of the same
+ops could reach.
 """
 
 from __future__ import annotations
@@ -36,6 +41,31 @@ def op_stats(xplane_path: str) -> list:
     table = json.loads(data)[0]
     columns = [column["id"] for column in table["cols"]]
     return [{key: (cell or {}).get("v") for key, cell in zip(columns, row["c"])} for row in table["rows"]]
+
+
+def ops_running_at_once(xplane_path: str, marker: str = "while/body") -> tuple:
+    """From the profile's host plane: ``({ops running at once: share of the wall time}, wall microseconds)`` over the
+    ops whose name contains ``marker`` (the chunk's step loop), from the first such op's start to the last one's end."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    space = xplane_pb2.XSpace()
+    space.ParseFromString(Path(xplane_path).read_bytes())
+    edges = []  # (time in ns, +1 at an op's start, -1 at its end)
+    for plane in space.planes:
+        for line in plane.lines:
+            for event in line.events:
+                if marker in plane.event_metadata[event.metadata_id].name:
+                    start = line.timestamp_ns + event.offset_ps / 1e3
+                    edges += [(start, 1), (start + event.duration_ps / 1e3, -1)]
+    if not edges:
+        return {}, 0.0
+    edges.sort()
+    shares, running, last = collections.Counter(), 0, edges[0][0]
+    for when, change in edges:
+        shares[min(running, 2)] += when - last
+        running, last = running + change, when
+    wall = last - edges[0][0]
+    return {k: v / wall for k, v in sorted(shares.items())}, wall / 1e3
 
 
 def main() -> None:
@@ -75,6 +105,13 @@ def main() -> None:
     print("op type                          self time   share")
     for name, micros in by_type.most_common(args.top):
         print(f"  {name:30s} {micros / 1e3:8.1f} ms  {100 * micros / busy:5.1f} %")
+    shares, wall = ops_running_at_once(path)
+    if shares:
+        at_once = ", ".join(f"{label} {100 * shares.get(k, 0.0):.1f} %" for k, label in
+                            ((0, "none"), (1, "one"), (2, "two or more")))  # fmt: skip
+        per_step = wall / 1e3 / steps
+        print(f"ops of the step loop running at once (share of its {per_step:.3f} ms/step wall time under the "
+              f"profiler): {at_once}")  # fmt: skip
     print("single ops (name in the traced graph)")
     for row in sorted(rows, key=lambda r: -r["total_self_time"])[: args.top]:
         print(f"  {row['type']:24s} {row['operation'][-56:]:56s} {row['total_self_time'] / 1e3:8.1f} ms  "
