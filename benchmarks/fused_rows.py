@@ -56,7 +56,10 @@ def build(out_dir: Path) -> Path:
     library = out_dir / f"fused_rows-{key}.so"
     if library.exists():
         return library
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SystemExit(f"fused_rows.py: --build-dir {out_dir}: expected a folder ({error.strerror})") from None
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         built = Path(tmp) / library.name
         command = [compiler, "-shared", "-fPIC", "-Wno-deprecated-declarations", *flags, str(SOURCE), "-o",
