@@ -44,7 +44,7 @@ def op_stats(xplane_path: str) -> list:
 
 
 def ops_running_at_once(xplane_path: str, marker: str = "while/body") -> tuple:
-    """From the profile's host plane: ``({ops running at once: share of the wall time}, wall microseconds)`` over the
+    """From the profile: ``({ops running at once: share of the wall time}, wall microseconds)`` over the
     ops whose name contains ``marker`` (the chunk's step loop), from the first such op's start to the last one's end."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
@@ -110,8 +110,10 @@ def main() -> None:
         at_once = ", ".join(f"{label} {100 * shares.get(k, 0.0):.1f} %" for k, label in
                             ((0, "none"), (1, "one"), (2, "two or more")))  # fmt: skip
         per_step = wall / 1e3 / steps
+        cores = os.cpu_count() or 1
         print(f"ops of the step loop running at once (share of its {per_step:.3f} ms/step wall time under the "
-              f"profiler): {at_once}")  # fmt: skip
+              f"profiler): {at_once}; the busy time spread over {cores} cores would take "
+              f"{busy / 1e3 / steps / cores / per_step:.2f} of that wall time")  # fmt: skip
     print("single ops (name in the traced graph)")
     for row in sorted(rows, key=lambda r: -r["total_self_time"])[: args.top]:
         print(f"  {row['type']:24s} {row['operation'][-56:]:56s} {row['total_self_time'] / 1e3:8.1f} ms  "
