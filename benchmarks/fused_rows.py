@@ -194,7 +194,8 @@ def time_step(lib, rounds: int) -> dict:
     for r in range(rounds):
         for name in names if r % 2 == 0 else names[::-1]:
             timers[name][0]()
-    return {name: (timers[name][1]()["ms_per_step_best"], timers[name][1]()["ms_per_step_median"]) for name in names}
+    results = {name: timers[name][1]() for name in names}
+    return {name: (r["ms_per_step_best"], r["ms_per_step_median"]) for name, r in results.items()}
 
 
 def main(argv=None) -> int:
